@@ -1,0 +1,77 @@
+"""The ``osteomri`` command line: a thin typer layer over the library.
+
+Each capability lives in its own module ``osteomri.cli.<name>`` exposing ``register(app)``; the modules
+listed in :data:`COMMAND_MODULES` that exist are registered. Errors raised on purpose
+(:class:`~osteomri.errors.OsteoMRIError`) become one line on stderr and exit code 2; ``--debug`` shows
+the traceback instead.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import sys
+
+import click
+import typer
+from rich.console import Console
+
+from osteomri._version import __version__
+from osteomri.errors import OsteoMRIError
+
+COMMAND_MODULES = ("demo", "waterfat", "ivim", "measure", "study", "cohort")
+
+app = typer.Typer(
+    name="osteomri",
+    help="Quantitative lumbar-spine MRI biomarkers of bone health.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+err_console = Console(stderr=True)
+
+
+def _version_callback(value: bool) -> None:
+    if value:
+        typer.echo(f"osteomri {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def _root(
+    version: bool = typer.Option(False, "--version", callback=_version_callback, is_eager=True,
+                                 help="Print the version and exit."),
+    debug: bool = typer.Option(False, "--debug", help="Show full tracebacks on errors."),
+) -> None:
+    """osteomri: lumbar-spine MRI -> maps, per-vertebra tables, risk estimates and study reports."""
+
+
+for _name in COMMAND_MODULES:
+    if importlib.util.find_spec(f"osteomri.cli.{_name}") is not None:
+        importlib.import_module(f"osteomri.cli.{_name}").register(app)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console entry point. Returns the exit code (also used by tests with an explicit ``argv``)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in args
+    try:
+        app(args=args, prog_name="osteomri", standalone_mode=False)
+    except click.exceptions.Exit as exc:
+        return exc.exit_code
+    except click.ClickException as exc:
+        exc.show()
+        return exc.exit_code
+    except click.exceptions.Abort:
+        err_console.print("aborted")
+        return 130
+    except (OsteoMRIError, FileNotFoundError, PermissionError) as exc:
+        if debug:
+            raise
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        return 2
+    return 0
+
+
+def run() -> None:
+    sys.exit(main())

@@ -1,0 +1,102 @@
+"""Provenance records and atomic file writes.
+
+Every output osteomri writes carries a provenance block: software version, command, parameters and
+the SHA-256 of each input file. Writes go to a temporary file in the target folder, then are renamed,
+so an interrupted run never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as _dt
+import hashlib
+import os
+import platform
+import tempfile
+from collections.abc import Iterable, Iterator
+from pathlib import Path
+from typing import Any
+
+from osteomri._version import __version__
+
+
+def sha256_file(path: str | os.PathLike, chunk_bytes: int = 1 << 20) -> str:
+    """Hex SHA-256 of a file, or of every file below a folder (sorted relative paths and contents)."""
+    path = Path(path)
+    h = hashlib.sha256()
+    files = sorted(p for p in path.rglob("*") if p.is_file()) if path.is_dir() else [path]
+    for f in files:
+        if path.is_dir():
+            h.update(str(f.relative_to(path)).encode())
+        with open(f, "rb") as fh:
+            while block := fh.read(chunk_bytes):
+                h.update(block)
+    return h.hexdigest()
+
+
+def provenance(
+    command: str,
+    parameters: dict[str, Any] | None = None,
+    inputs: Iterable[str | os.PathLike] = (),
+) -> dict[str, Any]:
+    """A JSON-serialisable provenance block.
+
+    Input paths are recorded by file name only (never full paths that may hold patient names) with
+    their SHA-256.
+    """
+    return {
+        "software": "osteomri",
+        "version": __version__,
+        "command": command,
+        "parameters": _jsonable(parameters or {}),
+        "inputs": [{"name": Path(p).name, "sha256": sha256_file(p)} for p in inputs],
+        "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
+        "python": platform.python_version(),
+    }
+
+
+def _jsonable(obj: Any) -> Any:
+    """Convert numpy scalars/arrays and paths into plain JSON types."""
+    import numpy as np
+
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return obj.tolist()
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
+
+
+@contextlib.contextmanager
+def atomic_path(target: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
+    """Yield a temporary path beside ``target``; rename it onto ``target`` if the block succeeds."""
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=suffix or "".join(target.suffixes),
+                               dir=target.parent)
+    os.close(fd)
+    tmp_path = Path(tmp)
+    try:
+        yield tmp_path
+        os.replace(tmp_path, target)
+    finally:
+        if tmp_path.exists():
+            tmp_path.unlink()
+
+
+def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
+    """Write ``text`` to ``target`` atomically (UTF-8)."""
+    with atomic_path(target) as tmp:
+        tmp.write_text(text, encoding="utf-8")
+    return Path(target)
+
+
+def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:
+    import json
+
+    return write_text_atomic(target, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# Set up osteomri on a fresh machine (Python >= 3.11, pip, gcc): a virtual environment in .venv with the
+# package and its test tools, plus the system packages the tests use (Chromium for the report check).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+want_browser=${OSTEOMRI_INSTALL_BROWSER:-1}
+if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1 && ! command -v chromium-browser >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing Chromium (headless report check)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium fonts-dejavu-core >/dev/null
+  else
+    echo "[setup] Chromium not found and cannot apt-get install it: the browser test will be skipped" >&2
+  fi
+fi
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install -q --upgrade pip >/dev/null
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "[setup] osteomri $(.venv/bin/python -c 'import osteomri; print(osteomri.__version__)') ready in .venv"
