@@ -33,3 +33,34 @@ def shared_data():
         return path
 
     return get
+
+
+def _chromium() -> str | None:
+    import shutil
+
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+@pytest.fixture(scope="session")
+def render_html():
+    """Return ``render(path) -> str``: the DOM of an HTML file after headless Chromium rendered it.
+
+    Chromium is installed by ``scripts/setup.sh``. Missing: a failure under CI, a skip elsewhere.
+    """
+    import subprocess
+
+    exe = _chromium()
+    if exe is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium not installed (scripts/setup.sh installs it)")
+        pytest.skip("chromium not installed")
+
+    def render(path) -> str:
+        url = Path(path).resolve().as_uri()
+        cmd = [exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+               "--no-first-run", "--virtual-time-budget=5000", "--dump-dom", url]
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
+        assert out.returncode == 0, f"chromium failed: {out.stderr[-2000:]}"
+        return out.stdout
+
+    return render
