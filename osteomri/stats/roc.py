@@ -1,0 +1,518 @@
+"""Receiver operating characteristic (ROC) analysis with DeLong inference, as R's pROC reports it.
+
+Conventions (those of pROC, Robin et al. 2011, so that numbers agree with it exactly):
+
+- ``direction="<"`` means controls have *lower* marker values than cases; an observation is called
+  positive when ``marker >= threshold``. ``">"`` is the mirror (positive when ``marker <= threshold``).
+  ``"auto"`` picks ``">"`` when the median of the controls exceeds the median of the cases, else ``"<"``.
+- Thresholds are ``-inf``, the midpoints between consecutive distinct observed values, and ``+inf``.
+- The AUC is the Mann–Whitney probability P(case > control) + ½ P(tie) (Hanley & McNeil 1982).
+- Its variance is DeLong's (DeLong, DeLong & Clarke-Pearson 1988, Biometrics 44:837), computed from
+  placement values by the O(n log n) algorithm of Sun & Xu (2014, IEEE Signal Process Lett 21:1389): one
+  sort of the pooled values gives every placement value, so the variance costs no more than the AUC.
+- The 95 % CI of the AUC is ``AUC ± z(0.975)·SE`` truncated to [0, 1] (pROC ``ci.auc``, method "delong"),
+  or a stratified bootstrap percentile interval (Carpenter & Bithell 2000; pROC method "bootstrap").
+- The optimal cut-off maximises Youden's index J = Se + Sp − 1 (Youden 1950, Cancer 3:32) or minimises
+  the distance to the top-left corner; pROC's ``coords(ret="youden")`` column is Se + Sp (= J + 1).
+- Sensitivity and specificity CIs at the cut-off are exact Clopper–Pearson intervals (Clopper & Pearson
+  1934, Biometrika 26:404; what MedCalc reports), Wilson score intervals (Wilson 1927), or stratified
+  bootstrap percentiles at the fixed threshold (pROC ``ci.thresholds``).
+"""
+
+from __future__ import annotations
+
+import warnings
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+from scipy import stats
+
+from osteomri.errors import InputError
+from osteomri.stats._validate import as_float, binary_outcome, check_not_constant, drop_missing
+
+Direction = Literal["auto", "<", ">"]
+
+__all__ = [
+    "RocResult",
+    "DelongTestResult",
+    "roc_analysis",
+    "delong_test",
+    "delong_test_unpaired",
+    "partial_auc",
+    "proportion_ci",
+    "predictive_values",
+]
+
+
+# --------------------------------------------------------------------------------------------------
+# core: one sort gives the curve, the AUC and DeLong's placement values
+# --------------------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class _Core:
+    values: np.ndarray  # distinct sorted marker values
+    inverse: np.ndarray  # index into ``values`` of each observation
+    c1: np.ndarray  # number of cases at each distinct value
+    c0: np.ndarray  # number of controls at each distinct value
+    n1: int
+    n0: int
+    direction: str
+    v10_u: np.ndarray  # placement value of a case at each distinct value (fraction of controls it beats)
+    v01_u: np.ndarray  # placement value of a control at each distinct value (fraction of cases beating it)
+    auc: float
+    var: float
+
+
+def _auto_direction(x: np.ndarray, is_case: np.ndarray) -> str:
+    return ">" if np.median(x[~is_case]) > np.median(x[is_case]) else "<"
+
+
+def _core(x: np.ndarray, is_case: np.ndarray, direction: str) -> _Core:
+    values, inverse = np.unique(x, return_inverse=True)
+    inverse = inverse.ravel()
+    total = np.bincount(inverse, minlength=values.size)
+    c1 = np.bincount(inverse[is_case], minlength=values.size)
+    c0 = total - c1
+    n1, n0 = int(c1.sum()), int(c0.sum())
+    cum0, cum1 = np.cumsum(c0), np.cumsum(c1)
+    if direction == "<":
+        v10_u = (cum0 - c0 + 0.5 * c0) / n0  # controls strictly below + half the ties
+        v01_u = (n1 - cum1 + 0.5 * c1) / n1  # cases strictly above + half the ties
+    else:
+        v10_u = (n0 - cum0 + 0.5 * c0) / n0
+        v01_u = (cum1 - c1 + 0.5 * c1) / n1
+    auc = float(c1 @ v10_u) / n1
+    # DeLong 1988: S10 and S01 are the sample variances of the placement values (Sun & Xu 2014, eq. 3)
+    s10 = float(c1 @ (v10_u - auc) ** 2) / (n1 - 1) if n1 > 1 else 0.0
+    s01 = float(c0 @ (v01_u - auc) ** 2) / (n0 - 1) if n0 > 1 else 0.0
+    return _Core(values, inverse, c1, c0, n1, n0, direction, v10_u, v01_u, auc, s10 / n1 + s01 / n0)
+
+
+def _curve(core: _Core) -> pd.DataFrame:
+    u = core.values
+    thresholds = np.concatenate(([-np.inf], (u[:-1] + u[1:]) / 2.0, [np.inf]))
+    below1 = np.concatenate(([0], np.cumsum(core.c1)))  # cases with value < threshold
+    below0 = np.concatenate(([0], np.cumsum(core.c0)))
+    if core.direction == "<":  # positive: value >= threshold
+        tp, fp = core.n1 - below1, core.n0 - below0
+    else:  # positive: value <= threshold
+        tp, fp = below1, below0
+    fn, tn = core.n1 - tp, core.n0 - fp
+    se, sp = tp / core.n1, tn / core.n0
+    n = core.n1 + core.n0
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ppv = tp / (tp + fp)
+        npv = tn / (tn + fn)
+        lr_pos = se / (1.0 - sp)
+        lr_neg = (1.0 - se) / sp
+    return pd.DataFrame({
+        "threshold": thresholds, "sensitivity": se, "specificity": sp,
+        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
+        "ppv": ppv, "npv": npv, "accuracy": (tp + tn) / n,
+        "lr_pos": lr_pos, "lr_neg": lr_neg,
+        "youden_j": se + sp - 1.0, "closest_topleft": (1.0 - se) ** 2 + (1.0 - sp) ** 2,
+    })
+
+
+def _prepare(outcome: Any, markers: dict[str, Any], positive: Any, nan_policy: str, what: str):
+    outcome_arr = np.asarray(outcome.to_numpy() if isinstance(outcome, pd.Series) else outcome)
+    cols: dict[str, np.ndarray] = {"outcome": outcome_arr.astype(object) if outcome_arr.dtype.kind in "OUS"
+                                   else outcome_arr}
+    for name, m in markers.items():
+        cols[name] = as_float(m, name)
+    cols, n_dropped = drop_missing(cols, nan_policy, what)
+    y = binary_outcome(cols.pop("outcome"), positive)
+    for name, arr in cols.items():
+        if not np.all(np.isfinite(arr)):
+            raise InputError(f"{name} contains infinite values")
+        check_not_constant(arr, f"marker {name!r}")
+    return y, cols, n_dropped
+
+
+# --------------------------------------------------------------------------------------------------
+# confidence intervals for proportions and predictive values
+# --------------------------------------------------------------------------------------------------
+def proportion_ci(successes: int, n: int, conf_level: float = 0.95,
+                  method: Literal["clopper-pearson", "wilson"] = "clopper-pearson") -> tuple[float, float]:
+    """Two-sided CI of a binomial proportion.
+
+    ``"clopper-pearson"``: exact interval from beta quantiles (Clopper & Pearson 1934), as R's
+    ``binom.test`` and MedCalc report it. ``"wilson"``: score interval (Wilson 1927, JASA 22:209).
+    """
+    if n <= 0:
+        return (np.nan, np.nan)
+    alpha = 1.0 - conf_level
+    if method == "clopper-pearson":
+        lo = 0.0 if successes == 0 else stats.beta.ppf(alpha / 2, successes, n - successes + 1)
+        hi = 1.0 if successes == n else stats.beta.ppf(1 - alpha / 2, successes + 1, n - successes)
+        return float(lo), float(hi)
+    if method == "wilson":
+        z = stats.norm.ppf(1 - alpha / 2)
+        p = successes / n
+        centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+        half = z / (1 + z * z / n) * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+        return float(centre - half), float(centre + half)
+    raise InputError(f"unknown proportion CI method {method!r}; use 'clopper-pearson' or 'wilson'")
+
+
+def predictive_values(sensitivity: float, specificity: float, prevalence: float) -> tuple[float, float]:
+    """PPV and NPV at a given prevalence by Bayes' theorem (Altman & Bland 1994, BMJ 309:102)."""
+    if not 0.0 < prevalence < 1.0:
+        raise InputError(f"prevalence must lie strictly between 0 and 1, got {prevalence}")
+    ppv = sensitivity * prevalence / (sensitivity * prevalence + (1 - specificity) * (1 - prevalence))
+    npv = specificity * (1 - prevalence) / (specificity * (1 - prevalence) + (1 - sensitivity) * prevalence)
+    return float(ppv), float(npv)
+
+
+# --------------------------------------------------------------------------------------------------
+# ROC analysis of one marker
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class RocResult:
+    """ROC analysis of one marker (see the module docstring for the conventions)."""
+
+    auc: float
+    auc_se: float
+    auc_ci_low: float
+    auc_ci_high: float
+    ci_method: str
+    p_value: float  # two-sided z-test of AUC = 0.5 with the DeLong SE
+    direction: str
+    positive: Any
+    n_cases: int
+    n_controls: int
+    n_dropped: int
+    cutoff: float
+    sensitivity: float
+    specificity: float
+    youden_j: float
+    sensitivity_ci: tuple[float, float]
+    specificity_ci: tuple[float, float]
+    tp: int
+    fp: int
+    tn: int
+    fn: int
+    lr_pos: float
+    lr_neg: float
+    ppv: float  # at the sample prevalence
+    npv: float
+    best_method: str
+    n_tied_best: int
+    conf_level: float
+    curve: pd.DataFrame = field(repr=False)
+    marker_name: str = "marker"
+    bootstrap_aucs: np.ndarray | None = field(default=None, repr=False)
+
+    @property
+    def auc_var(self) -> float:
+        """DeLong variance of the AUC."""
+        return self.auc_se**2
+
+    def predictive_values(self, prevalence: float) -> tuple[float, float]:
+        """(PPV, NPV) at the chosen cut-off for a population with the given prevalence."""
+        return predictive_values(self.sensitivity, self.specificity, prevalence)
+
+    def to_frame(self) -> pd.DataFrame:
+        """One tidy row: the columns of a paper's ROC table."""
+        return pd.DataFrame([{
+            "marker": self.marker_name, "n_cases": self.n_cases, "n_controls": self.n_controls,
+            "auc": self.auc, "auc_se": self.auc_se, "auc_ci_low": self.auc_ci_low, "auc_ci_high": self.auc_ci_high,
+            "p_value": self.p_value, "direction": self.direction, "cutoff": self.cutoff,
+            "sensitivity": self.sensitivity, "sensitivity_ci_low": self.sensitivity_ci[0],
+            "sensitivity_ci_high": self.sensitivity_ci[1], "specificity": self.specificity,
+            "specificity_ci_low": self.specificity_ci[0], "specificity_ci_high": self.specificity_ci[1],
+            "youden_j": self.youden_j, "lr_pos": self.lr_pos, "lr_neg": self.lr_neg, "ppv": self.ppv,
+            "npv": self.npv, "n_dropped": self.n_dropped,
+        }])
+
+
+def _bootstrap_aucs(xc: np.ndarray, xk: np.ndarray, direction: str, n_bootstrap: int,
+                    rng: np.random.Generator, max_cells: int = 4_000_000) -> np.ndarray:
+    """AUCs of stratified bootstrap replicates (cases and controls resampled separately)."""
+    sign = 1.0 if direction == "<" else -1.0
+    xc, xk = sign * xc, sign * xk
+    n1, n0 = xc.size, xk.size
+    out = np.empty(n_bootstrap)
+    chunk = max(1, max_cells // (n1 + n0))
+    for start in range(0, n_bootstrap, chunk):
+        b = min(chunk, n_bootstrap - start)
+        sample = np.concatenate([xc[rng.integers(0, n1, (b, n1))], xk[rng.integers(0, n0, (b, n0))]], axis=1)
+        ranks = stats.rankdata(sample, axis=1)
+        out[start:start + b] = (ranks[:, :n1].sum(axis=1) - n1 * (n1 + 1) / 2.0) / (n1 * n0)
+    return out
+
+
+def roc_analysis(
+    outcome: Any,
+    marker: Any,
+    *,
+    positive: Any = None,
+    direction: Direction = "auto",
+    ci_method: Literal["delong", "bootstrap"] = "delong",
+    n_bootstrap: int = 2000,
+    random_state: int | np.random.Generator | None = None,
+    conf_level: float = 0.95,
+    best_method: Literal["youden", "closest.topleft"] = "youden",
+    se_sp_ci: Literal["clopper-pearson", "wilson", "bootstrap"] = "clopper-pearson",
+    nan_policy: Literal["omit", "raise"] = "omit",
+    marker_name: str | None = None,
+) -> RocResult:
+    """Empirical ROC analysis of one marker against a binary outcome (pROC conventions).
+
+    Parameters
+    ----------
+    outcome, marker
+        Equal-length 1-D inputs. ``outcome`` is boolean, 0/1, or two labels (``positive`` names the case
+        label; by default ``True``/1, or the second sorted label as R's factor levels).
+    direction
+        ``"<"`` controls lower than cases, ``">"`` the reverse, ``"auto"`` by the group medians (pROC).
+    ci_method
+        ``"delong"`` (DeLong et al. 1988) or ``"bootstrap"``: stratified percentile bootstrap of
+        ``n_bootstrap`` replicates drawn with ``random_state``.
+    best_method
+        ``"youden"`` maximises Se + Sp − 1 (Youden 1950); ``"closest.topleft"`` minimises
+        (1 − Se)² + (1 − Sp)². Ties keep the lowest threshold; ``n_tied_best`` counts them.
+    se_sp_ci
+        CI of sensitivity and specificity at the cut-off: exact Clopper–Pearson (default), Wilson, or the
+        stratified bootstrap at the fixed threshold (pROC ``ci.thresholds``).
+    nan_policy
+        ``"omit"`` drops observations with a missing outcome or marker, counting them in ``n_dropped`` and
+        warning; ``"raise"`` refuses them.
+    """
+    if not 0 < conf_level < 1:
+        raise InputError(f"conf_level must lie in (0, 1), got {conf_level}")
+    name = marker_name or (marker.name if isinstance(marker, pd.Series) and marker.name is not None else "marker")
+    y, cols, n_dropped = _prepare(outcome, {str(name): marker}, positive, nan_policy, f"ROC of {name}")
+    x = cols[str(name)]
+    if direction == "auto":
+        direction = _auto_direction(x, y.is_case)
+    elif direction not in ("<", ">"):
+        raise InputError(f"direction must be 'auto', '<' or '>', got {direction!r}")
+    core = _core(x, y.is_case, direction)
+    curve = _curve(core)
+    se_auc = float(np.sqrt(max(core.var, 0.0)))
+    z = stats.norm.ppf(0.5 + conf_level / 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p_value = float(2 * stats.norm.sf(abs(core.auc - 0.5) / se_auc)) if se_auc > 0 else float(core.auc == 0.5)
+
+    rng = np.random.default_rng(random_state)
+    boot = None
+    if ci_method == "delong":
+        ci = (max(0.0, core.auc - z * se_auc), min(1.0, core.auc + z * se_auc))
+    elif ci_method == "bootstrap":
+        if n_bootstrap < 100:
+            raise InputError(f"n_bootstrap must be at least 100 for a percentile CI, got {n_bootstrap}")
+        boot = _bootstrap_aucs(x[y.is_case], x[~y.is_case], direction, n_bootstrap, rng)
+        alpha = 1 - conf_level
+        ci = tuple(float(q) for q in np.quantile(boot, [alpha / 2, 1 - alpha / 2]))
+    else:
+        raise InputError(f"ci_method must be 'delong' or 'bootstrap', got {ci_method!r}")
+
+    if best_method == "youden":
+        score = curve["youden_j"].to_numpy()
+        best = np.flatnonzero(np.isclose(score, score.max(), rtol=0, atol=1e-12))
+    elif best_method == "closest.topleft":
+        score = curve["closest_topleft"].to_numpy()
+        best = np.flatnonzero(np.isclose(score, score.min(), rtol=0, atol=1e-12))
+    else:
+        raise InputError(f"best_method must be 'youden' or 'closest.topleft', got {best_method!r}")
+    row = curve.iloc[int(best[0])]
+    tp, fp, tn, fn = (int(row[k]) for k in ("tp", "fp", "tn", "fn"))
+    cutoff = float(row["threshold"])
+    if se_sp_ci == "bootstrap":
+        xc, xk = x[y.is_case], x[~y.is_case]
+        if direction == "<":
+            se_b = (xc[rng.integers(0, xc.size, (n_bootstrap, xc.size))] >= cutoff).mean(axis=1)
+            sp_b = (xk[rng.integers(0, xk.size, (n_bootstrap, xk.size))] < cutoff).mean(axis=1)
+        else:
+            se_b = (xc[rng.integers(0, xc.size, (n_bootstrap, xc.size))] <= cutoff).mean(axis=1)
+            sp_b = (xk[rng.integers(0, xk.size, (n_bootstrap, xk.size))] > cutoff).mean(axis=1)
+        alpha = 1 - conf_level
+        se_ci = tuple(float(q) for q in np.quantile(se_b, [alpha / 2, 1 - alpha / 2]))
+        sp_ci = tuple(float(q) for q in np.quantile(sp_b, [alpha / 2, 1 - alpha / 2]))
+    else:
+        se_ci = proportion_ci(tp, tp + fn, conf_level, se_sp_ci)
+        sp_ci = proportion_ci(tn, tn + fp, conf_level, se_sp_ci)
+
+    return RocResult(
+        auc=core.auc, auc_se=se_auc, auc_ci_low=float(ci[0]), auc_ci_high=float(ci[1]), ci_method=ci_method,
+        p_value=p_value, direction=direction, positive=y.positive, n_cases=core.n1, n_controls=core.n0,
+        n_dropped=n_dropped, cutoff=cutoff, sensitivity=float(row["sensitivity"]),
+        specificity=float(row["specificity"]), youden_j=float(row["youden_j"]), sensitivity_ci=se_ci,
+        specificity_ci=sp_ci, tp=tp, fp=fp, tn=tn, fn=fn, lr_pos=float(row["lr_pos"]), lr_neg=float(row["lr_neg"]),
+        ppv=float(row["ppv"]), npv=float(row["npv"]), best_method=best_method, n_tied_best=int(best.size),
+        conf_level=conf_level, curve=curve, marker_name=str(name), bootstrap_aucs=boot,
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# comparing AUCs
+# --------------------------------------------------------------------------------------------------
+@dataclass
+class DelongTestResult:
+    """DeLong comparison of two AUCs. Paired: ``z`` is normal; unpaired: ``z`` is pROC's D with Welch df."""
+
+    auc_a: float
+    auc_b: float
+    diff: float
+    diff_se: float
+    diff_ci_low: float
+    diff_ci_high: float
+    z: float
+    p_value: float
+    p_greater: float  # one-sided, H1: AUC_a > AUC_b
+    p_less: float
+    paired: bool
+    df: float | None = None  # unpaired only
+    covariance: float | None = None  # paired only
+    n_cases: int = 0
+    n_controls: int = 0
+    n_dropped: int = 0
+    direction_a: str = "<"
+    direction_b: str = "<"
+    name_a: str = "a"
+    name_b: str = "b"
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame([{
+            "marker_a": self.name_a, "marker_b": self.name_b, "auc_a": self.auc_a, "auc_b": self.auc_b,
+            "diff": self.diff, "diff_ci_low": self.diff_ci_low, "diff_ci_high": self.diff_ci_high,
+            "statistic": self.z, "df": self.df, "p_value": self.p_value,
+            "test": "DeLong paired" if self.paired else "DeLong unpaired",
+        }])
+
+
+def _placements(core: _Core, is_case: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-observation placement values (cases, controls) in the original order."""
+    return core.v10_u[core.inverse[is_case]], core.v01_u[core.inverse[~is_case]]
+
+
+def delong_test(
+    outcome: Any,
+    marker_a: Any,
+    marker_b: Any,
+    *,
+    positive: Any = None,
+    direction_a: Direction = "auto",
+    direction_b: Direction = "auto",
+    conf_level: float = 0.95,
+    nan_policy: Literal["omit", "raise"] = "omit",
+    names: tuple[str, str] = ("a", "b"),
+) -> DelongTestResult:
+    """DeLong test of two correlated AUCs measured on the same subjects (DeLong et al. 1988).
+
+    Z = (AUC_a − AUC_b) / √(Var_a + Var_b − 2 Cov_ab), where the variances and covariance come from the
+    placement values (structural components) of each marker (Sun & Xu 2014, eq. 5). The CI of the
+    difference is diff ± z·SE (pROC ``roc.test(method="delong", paired=TRUE)``).
+    """
+    y, cols, n_dropped = _prepare(outcome, {names[0]: marker_a, names[1]: marker_b}, positive, nan_policy,
+                                  "paired DeLong test")
+    xa, xb = cols[names[0]], cols[names[1]]
+    da = _auto_direction(xa, y.is_case) if direction_a == "auto" else direction_a
+    db = _auto_direction(xb, y.is_case) if direction_b == "auto" else direction_b
+    ca, cb = _core(xa, y.is_case, da), _core(xb, y.is_case, db)
+    v10a, v01a = _placements(ca, y.is_case)
+    v10b, v01b = _placements(cb, y.is_case)
+    n1, n0 = ca.n1, ca.n0
+    cov = float(np.cov(v10a, v10b, ddof=1)[0, 1] / n1 + np.cov(v01a, v01b, ddof=1)[0, 1] / n0)
+    diff = ca.auc - cb.auc
+    var = ca.var + cb.var - 2.0 * cov
+    se = float(np.sqrt(max(var, 0.0)))
+    if se == 0.0 or abs(diff) < 1e-15 and se < 1e-12:
+        z = 0.0 if abs(diff) < 1e-15 else np.copysign(np.inf, diff)
+    else:
+        z = diff / se
+    q = stats.norm.ppf(0.5 + conf_level / 2)
+    return DelongTestResult(
+        auc_a=ca.auc, auc_b=cb.auc, diff=diff, diff_se=se, diff_ci_low=diff - q * se, diff_ci_high=diff + q * se,
+        z=float(z), p_value=float(2 * stats.norm.sf(abs(z))), p_greater=float(stats.norm.sf(z)),
+        p_less=float(stats.norm.cdf(z)), paired=True, covariance=cov, n_cases=n1, n_controls=n0,
+        n_dropped=n_dropped, direction_a=da, direction_b=db, name_a=names[0], name_b=names[1],
+    )
+
+
+def delong_test_unpaired(
+    outcome_a: Any,
+    marker_a: Any,
+    outcome_b: Any,
+    marker_b: Any,
+    *,
+    positive: Any = None,
+    direction_a: Direction = "auto",
+    direction_b: Direction = "auto",
+    conf_level: float = 0.95,
+    nan_policy: Literal["omit", "raise"] = "omit",
+    names: tuple[str, str] = ("a", "b"),
+) -> DelongTestResult:
+    """Compare two AUCs from independent samples (DeLong variances, no covariance).
+
+    D = (AUC_a − AUC_b) / √(Var_a + Var_b), referred to a t distribution with Welch–Satterthwaite degrees
+    of freedom df = (Var_a + Var_b)² / (Var_a²/(N_a − 1) + Var_b²/(N_b − 1)), N = cases + controls, as in
+    pROC's unpaired ``roc.test``. The CI of the difference uses the same t quantile.
+    """
+    ra = roc_analysis(outcome_a, marker_a, positive=positive, direction=direction_a, nan_policy=nan_policy,
+                      marker_name=names[0], conf_level=conf_level)
+    rb = roc_analysis(outcome_b, marker_b, positive=positive, direction=direction_b, nan_policy=nan_policy,
+                      marker_name=names[1], conf_level=conf_level)
+    va, vb = ra.auc_var, rb.auc_var
+    na, nb = ra.n_cases + ra.n_controls, rb.n_cases + rb.n_controls
+    se = float(np.sqrt(va + vb))
+    diff = ra.auc - rb.auc
+    df = (va + vb) ** 2 / (va**2 / (na - 1) + vb**2 / (nb - 1))
+    d = diff / se
+    q = stats.t.ppf(0.5 + conf_level / 2, df)
+    return DelongTestResult(
+        auc_a=ra.auc, auc_b=rb.auc, diff=diff, diff_se=se, diff_ci_low=diff - q * se, diff_ci_high=diff + q * se,
+        z=float(d), p_value=float(2 * stats.t.sf(abs(d), df)), p_greater=float(stats.t.sf(d, df)),
+        p_less=float(stats.t.cdf(d, df)), paired=False, df=float(df), n_cases=ra.n_cases + rb.n_cases,
+        n_controls=ra.n_controls + rb.n_controls, n_dropped=ra.n_dropped + rb.n_dropped,
+        direction_a=ra.direction, direction_b=rb.direction, name_a=names[0], name_b=names[1],
+    )
+
+
+# --------------------------------------------------------------------------------------------------
+# partial AUC
+# --------------------------------------------------------------------------------------------------
+def partial_auc(
+    roc: RocResult,
+    *,
+    focus: Literal["specificity", "sensitivity"] = "specificity",
+    bounds: tuple[float, float] = (1.0, 0.9),
+    correct: bool = False,
+) -> float:
+    """Area under the empirical ROC curve restricted to a specificity (or sensitivity) range.
+
+    The curve is the polyline through the (Sp, Se) points; it is clipped exactly at the bounds by linear
+    interpolation, as pROC's ``auc(partial.auc=...)``. ``correct=True`` applies McClish's standardisation
+    (McClish 1989, Med Decis Making 9:190): (1 + (pAUC − min)/(max − min))/2 with ``min`` the area under the
+    chance diagonal and ``max`` the width of the range; it is undefined (NaN, with a warning) when the pAUC
+    lies below the diagonal.
+    """
+    lo, hi = sorted(float(b) for b in bounds)
+    if not (0.0 <= lo < hi <= 1.0):
+        raise InputError(f"partial AUC bounds must be two distinct values in [0, 1], got {bounds}")
+    sp, se = roc.curve["specificity"].to_numpy(), roc.curve["sensitivity"].to_numpy()
+    if focus == "specificity":
+        u, v = sp, se
+    elif focus == "sensitivity":
+        u, v = se, sp
+    else:
+        raise InputError(f"focus must be 'specificity' or 'sensitivity', got {focus!r}")
+    if u[0] > u[-1]:  # walk the (monotone) curve in increasing u
+        u, v = u[::-1], v[::-1]
+    u0, u1, v0, v1 = u[:-1], u[1:], v[:-1], v[1:]
+    a, b = np.maximum(u0, lo), np.minimum(u1, hi)
+    width = u1 - u0
+    keep = (b > a) & (width > 0)
+    slope = np.divide(v1 - v0, width, out=np.zeros_like(width), where=width > 0)
+    va, vb = v0 + slope * (a - u0), v0 + slope * (b - u0)
+    pauc = float(np.sum(np.where(keep, (b - a) * (va + vb) / 2.0, 0.0)))
+    if not correct:
+        return pauc
+    max_area = hi - lo
+    min_area = max_area - (hi**2 - lo**2) / 2.0
+    if pauc < min_area:
+        warnings.warn("partial AUC below the chance diagonal: McClish correction undefined", stacklevel=2)
+        return float("nan")
+    return (1.0 + (pauc - min_area) / (max_area - min_area)) / 2.0
