@@ -1,0 +1,244 @@
+"""IVIM model and fit (dipy-style ``Model(...).fit(data, mask) -> Fit``).
+
+    S(b) = S0 * [f * exp(-b D*) + (1 - f) * exp(-b D)]           Le Bihan et al., Radiology 1988;168:497
+
+Example::
+
+    from osteomri.ivim import IvimModel
+    model = IvimModel(bvalues_s_mm2, method="full")
+    fit = model.fit(dwi, mask=mask)            # dwi[..., n_b]
+    fit.f, fit.d_mm2_s, fit.dstar_mm2_s       # spatial shape, NaN outside the mask / in invalid voxels
+
+Methods (see :mod:`osteomri.models.ivim.fitters` for the algorithms and references):
+
+* ``"segmented"`` -- D from a mono-exponential fit of b >= ``b_threshold_s_mm2``, then f and D*.
+* ``"full"`` -- bounded nonlinear least squares of all four parameters (batched Levenberg-Marquardt),
+  initialised from the segmented fit. The default.
+* ``"bayesian"`` -- posterior means (and SDs, as ``*_sd`` maps) under flat priors within the bounds.
+
+Bounds: :mod:`osteomri.models.ivim.bounds` (defaults suited to marrow; f up to 1). b-values, repeats,
+b = 0 and normalisation: :mod:`osteomri.models.ivim.acquisition`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from osteomri.errors import InputError
+from osteomri.models.ivim.acquisition import Acquisition
+from osteomri.models.ivim.bounds import PARAMS, IvimBounds, make_bounds
+from osteomri.models.ivim.fitters import fit_bayesian, fit_full, fit_segmented
+from osteomri.models.ivim.signal import ivim_signal
+
+METHODS = ("full", "segmented", "bayesian")
+
+MAP_UNITS: dict[str, str] = {
+    "s0": "same as the input signal",
+    "f": "fraction (0-1)",
+    "d_mm2_s": "mm^2/s",
+    "dstar_mm2_s": "mm^2/s",
+    "residual": "same as the input signal",
+    "s0_sd": "same as the input signal",
+    "f_sd": "fraction (0-1)",
+    "d_mm2_s_sd": "mm^2/s",
+    "dstar_mm2_s_sd": "mm^2/s",
+}
+
+MAP_DESCRIPTIONS: dict[str, str] = {
+    "s0": "IVIM signal at b = 0 (S0)",
+    "f": "IVIM perfusion fraction f",
+    "d_mm2_s": "IVIM tissue diffusion coefficient D",
+    "dstar_mm2_s": "IVIM pseudo-diffusion coefficient D*",
+    "residual": "root-mean-square fit residual over the (averaged) b-values",
+    "s0_sd": "posterior standard deviation of S0",
+    "f_sd": "posterior standard deviation of f",
+    "d_mm2_s_sd": "posterior standard deviation of D",
+    "dstar_mm2_s_sd": "posterior standard deviation of D*",
+}
+
+ProgressCallback = Callable[[int, int], None]
+
+
+@dataclass
+class IvimFit:
+    """Fitted IVIM parameter maps, each of the spatial shape of the input (NaN where not fitted).
+
+    Attributes: ``s0`` (input signal units), ``f`` (0-1), ``d_mm2_s`` and ``dstar_mm2_s`` (mm^2/s),
+    ``residual`` (RMS residual, input signal units); for ``method="bayesian"`` also ``sd`` with the
+    posterior standard deviations keyed like :meth:`maps` (``s0_sd``, ``f_sd``, ...).
+    """
+
+    s0: np.ndarray
+    f: np.ndarray
+    d_mm2_s: np.ndarray
+    dstar_mm2_s: np.ndarray
+    residual: np.ndarray
+    method: str
+    bounds: IvimBounds
+    bvalues_s_mm2: np.ndarray
+    sd: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """Named maps with units in their names: ``s0, f, d_mm2_s, dstar_mm2_s, residual`` (+ ``*_sd``)."""
+        out = {"s0": self.s0, "f": self.f, "d_mm2_s": self.d_mm2_s, "dstar_mm2_s": self.dstar_mm2_s,
+               "residual": self.residual}
+        out.update(self.sd)
+        return out
+
+    def predict(self, bvalues_s_mm2: np.ndarray | None = None) -> np.ndarray:
+        """Noise-free model signal ``[..., n_b]`` at ``bvalues_s_mm2`` (default: the fitted b-values)."""
+        b = self.bvalues_s_mm2 if bvalues_s_mm2 is None else np.asarray(bvalues_s_mm2, dtype=float)
+        return ivim_signal(b, self.s0, self.f, self.d_mm2_s, self.dstar_mm2_s)
+
+    def to_images(self, affine: np.ndarray, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``{name: Image}`` on the grid ``affine`` (``Units`` and ``Description`` set in each image's meta)."""
+        from osteomri.io.image import Image
+
+        base = dict(meta or {})
+        return {k: Image(v.astype(np.float32), affine, {**base, "Units": MAP_UNITS[k],
+                                                          "Description": MAP_DESCRIPTIONS[k]})
+                for k, v in self.maps().items()}
+
+
+class IvimModel:
+    """IVIM model for an acquisition with the given b-values.
+
+    Parameters
+    ----------
+    bvalues_s_mm2:
+        One b-value per measurement (last axis of the signal), s/mm^2, >= 0. Repeats and several
+        directions per b-value are allowed and averaged (``average``).
+    method:
+        ``"full"`` (default), ``"segmented"`` or ``"bayesian"``.
+    bounds:
+        Partial or full mapping ``{"s0": (lo, hi), "f": ..., "d_mm2_s": ..., "dstar_mm2_s": ...}`` merged
+        with :data:`~osteomri.models.ivim.bounds.DEFAULT_BOUNDS`; ``s0`` is relative to the reference
+        (lowest-b) signal.
+    b_threshold_s_mm2:
+        b-values >= this (s/mm^2) are taken as free of perfusion in the segmented step (default 200).
+    average:
+        ``"geometric"`` (default; trace for several directions) or ``"arithmetic"``.
+    chunk_size:
+        Voxels per batch (bounds memory: about ``chunk_size * n_b * 1 kB`` for ``full``).
+    n_samples, n_burn, seed:
+        Markov chain length, burn-in and random seed of ``method="bayesian"`` (results are reproducible).
+    """
+
+    def __init__(
+        self,
+        bvalues_s_mm2: np.ndarray | list[float],
+        method: str = "full",
+        bounds: Mapping[str, tuple[float, float]] | IvimBounds | None = None,
+        b_threshold_s_mm2: float = 200.0,
+        *,
+        average: str = "geometric",
+        chunk_size: int = 16384,
+        n_samples: int = 2000,
+        n_burn: int = 500,
+        seed: int = 0,
+    ) -> None:
+        if method not in METHODS:
+            raise InputError(f"unknown IVIM method {method!r}; use one of {', '.join(METHODS)}")
+        self.method = method
+        self.acquisition = Acquisition.from_bvalues(bvalues_s_mm2, average=average)
+        self.bounds = make_bounds(bounds)
+        self.b_threshold_s_mm2 = float(b_threshold_s_mm2)
+        b = self.acquisition.unique_s_mm2
+        n_high = int((b >= self.b_threshold_s_mm2).sum())
+        if b.size < 4:
+            raise InputError(f"IVIM needs at least 4 distinct b-values, got {b.size} ({_fmt(b)} s/mm^2)")
+        if n_high < 2:
+            raise InputError(
+                f"IVIM needs at least 2 distinct b-values >= the threshold {self.b_threshold_s_mm2:g} s/mm^2, "
+                f"got {n_high} ({_fmt(b)} s/mm^2)"
+            )
+        if n_high == b.size:
+            raise InputError(
+                f"IVIM needs b-values below the threshold {self.b_threshold_s_mm2:g} s/mm^2 to measure "
+                f"perfusion, got only {_fmt(b)} s/mm^2"
+            )
+        if chunk_size < 1:
+            raise InputError(f"chunk_size must be >= 1, got {chunk_size}")
+        self.chunk_size = int(chunk_size)
+        self.n_samples, self.n_burn, self.seed = int(n_samples), int(n_burn), int(seed)
+
+    @property
+    def bvalues_s_mm2(self) -> np.ndarray:
+        """The b-values (s/mm^2) after grouping repeats: the abscissa of the fit."""
+        return self.acquisition.unique_s_mm2
+
+    def parameters(self) -> dict[str, Any]:
+        """JSON-friendly description of the fit settings (for provenance)."""
+        return {"method": self.method, "bounds": self.bounds.as_dict(),
+                "b_threshold_s_mm2": self.b_threshold_s_mm2, "average": self.acquisition.average,
+                "bvalues_s_mm2": self.acquisition.bvalues_s_mm2.tolist(),
+                **({"n_samples": self.n_samples, "n_burn": self.n_burn, "seed": self.seed}
+                   if self.method == "bayesian" else {})}
+
+    def fit(
+        self,
+        signal: np.ndarray,
+        mask: np.ndarray | None = None,
+        *,
+        progress: ProgressCallback | None = None,
+    ) -> IvimFit:
+        """Fit every voxel of ``signal[..., n_measurements]`` (inside ``mask`` if given).
+
+        Voxels outside the mask, with any non-finite value, or with a reference signal <= 0 (e.g. all
+        zeros) get NaN in every map. ``progress(done, total)`` is called after each chunk of voxels.
+        """
+        signal = self.acquisition.check_signal(signal)
+        spatial = signal.shape[:-1]
+        flat = signal.reshape(-1, signal.shape[-1])
+        select = np.ones(flat.shape[0], dtype=bool)
+        if mask is not None:
+            mask = np.asarray(mask)
+            if mask.shape != spatial:
+                raise InputError(f"mask shape {mask.shape} does not match the signal's spatial shape {spatial}")
+            select = mask.reshape(-1).astype(bool)
+        names = list(PARAMS) + ["residual"]
+        if self.method == "bayesian":
+            names += [f"{p}_sd" for p in PARAMS]
+        out = {k: np.full(flat.shape[0], np.nan) for k in names}
+        where = np.flatnonzero(select)
+        total = where.size
+        for start in range(0, total, self.chunk_size):
+            idx = where[start : start + self.chunk_size]
+            y, ref, valid = self.acquisition.normalised(flat[idx])
+            if valid.any():
+                res = self._fit_normalised(y[valid], ref[valid])
+                for k, v in res.items():
+                    out[k][idx[valid]] = v
+            if progress is not None:
+                progress(min(start + self.chunk_size, total), total)
+        maps = {k: v.reshape(spatial) for k, v in out.items()}
+        sd = {k: maps[k] for k in names if k.endswith("_sd")}
+        return IvimFit(maps["s0"], maps["f"], maps["d_mm2_s"], maps["dstar_mm2_s"], maps["residual"],
+                       self.method, self.bounds, self.bvalues_s_mm2.copy(), sd)
+
+    def _fit_normalised(self, y: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
+        b = self.acquisition.unique_s_mm2
+        lo, hi = self.bounds.lower, self.bounds.upper
+        theta = fit_segmented(y, b, lo, hi, self.b_threshold_s_mm2)
+        sd = None
+        if self.method in ("full", "bayesian"):
+            theta = fit_full(y, b, lo, hi, theta)
+        if self.method == "bayesian":
+            theta, sd = fit_bayesian(y, b, lo, hi, theta, n_burn=self.n_burn, n_samples=self.n_samples,
+                                     seed=self.seed)
+        pred = ivim_signal(b, theta[:, 0], theta[:, 1], theta[:, 2], theta[:, 3])
+        rms = np.sqrt(((pred - y) ** 2).mean(1))
+        out = {"s0": theta[:, 0] * ref, "f": theta[:, 1], "d_mm2_s": theta[:, 2], "dstar_mm2_s": theta[:, 3],
+               "residual": rms * ref}
+        if sd is not None:
+            out.update({"s0_sd": sd[:, 0] * ref, "f_sd": sd[:, 1], "d_mm2_s_sd": sd[:, 2],
+                        "dstar_mm2_s_sd": sd[:, 3]})
+        return out
+
+
+def _fmt(b: np.ndarray) -> str:
+    return ", ".join(f"{x:g}" for x in b)
