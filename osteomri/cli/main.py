@@ -12,7 +12,6 @@ import importlib
 import importlib.util
 import sys
 
-import click
 import typer
 from rich.console import Console
 
@@ -56,15 +55,9 @@ def main(argv: list[str] | None = None) -> int:
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="osteomri", standalone_mode=False)
-    except click.exceptions.Exit as exc:
-        return exc.exit_code
-    except click.ClickException as exc:
-        exc.show()
-        return exc.exit_code
-    except click.exceptions.Abort:
-        err_console.print("aborted")
-        return 130
+        app(args=args, prog_name="osteomri", standalone_mode=True)
+    except SystemExit as exc:  # typer/click report usage errors and --version this way
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (OsteoMRIError, FileNotFoundError, PermissionError) as exc:
         if debug:
             raise

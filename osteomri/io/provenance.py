@@ -100,3 +100,13 @@ def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:
     import json
 
     return write_text_atomic(target, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+
+
+def sha256_array(array) -> str:
+    """Hex SHA-256 of an array's dtype, shape and bytes (for in-memory inputs)."""
+    import numpy as np
+
+    arr = np.ascontiguousarray(array)
+    h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
+    h.update(arr.tobytes())
+    return h.hexdigest()

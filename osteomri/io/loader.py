@@ -1,0 +1,37 @@
+"""One entry point for every image input: NIfTI file, DICOM series folder, or toolbox ``.mat`` file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from osteomri.errors import InputError
+from osteomri.io.image import Image
+from osteomri.io.nifti import is_nifti, load_nifti
+
+PathOrImage = str | os.PathLike | Image
+
+
+def load_image(source: PathOrImage) -> Image:
+    """Load ``source`` by its kind; an :class:`Image` is returned unchanged.
+
+    - ``*.nii`` / ``*.nii.gz``: NIfTI with its JSON sidecar;
+    - ``*.mat``: ISMRM fat–water toolbox or Bydder format (:mod:`osteomri.io.matlab`);
+    - a folder (or ``*.dcm``): DICOM series (:mod:`osteomri.io.dicom`).
+    """
+    if isinstance(source, Image):
+        return source
+    path = Path(source)
+    if not path.exists():
+        raise InputError(f"input not found: {path}")
+    if is_nifti(path):
+        return load_nifti(path)
+    if path.suffix.lower() == ".mat":
+        from osteomri.io.matlab import load_toolbox_mat
+
+        return load_toolbox_mat(path)
+    if path.is_dir() or path.suffix.lower() in (".dcm", ".ima", ""):
+        from osteomri.io.dicom import load_dicom_series
+
+        return load_dicom_series(path)
+    raise InputError(f"unsupported input {path.name}: expected .nii/.nii.gz, .mat or a DICOM folder")

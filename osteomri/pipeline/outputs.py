@@ -1,0 +1,73 @@
+"""Write one exam's outputs, BIDS-derivatives style::
+
+    <folder>/<exam>_pdff.nii.gz (+ .json)  ... one NIfTI + sidecar per map (names in MAP_OUTPUTS)
+    <folder>/<exam>_vertebrae.tsv          tidy per-vertebra table
+    <folder>/<exam>_scores.json            VBQ and other scores
+    <folder>/<exam>_stages.tsv             stage log (status, message, seconds)
+    <folder>/<exam>_exam.json              clinical columns, status, errors, provenance
+    <folder>/report.html                   self-contained exam report
+
+Every file is written atomically; every sidecar carries the provenance block.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from osteomri.io.nifti import save_nifti
+from osteomri.io.provenance import atomic_path, write_json_atomic
+from osteomri.pipeline.spec import ExamResult, ExamSpec
+from osteomri.pipeline.stages import MAP_OUTPUTS
+
+
+def _plain(obj: Any) -> Any:
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
+    if isinstance(obj, dict):
+        return {str(k): _plain(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_plain(v) for v in obj]
+    if isinstance(obj, (np.generic,)):
+        return obj.item()
+    if isinstance(obj, float) and not np.isfinite(obj):
+        return None
+    return obj
+
+
+def write_tsv_atomic(df, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
+    return path
+
+
+def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None = None) -> dict[str, Path]:
+    """Write every output of ``result`` into ``folder``; returns ``{kind: path}``."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    stem = result.exam_id
+    written: dict[str, Path] = {}
+    for key, image in result.maps.items():
+        suffix, units, description = MAP_OUTPUTS.get(key, (key, image.meta.get("Units", ""), key))
+        sidecar = {"Units": units, "Description": description, "Provenance": result.provenance}
+        written[key] = save_nifti(image, folder / f"{stem}_{suffix}.nii.gz", sidecar=sidecar)
+    if result.vertebrae is not None:
+        written["vertebrae"] = write_tsv_atomic(result.vertebrae, folder / f"{stem}_vertebrae.tsv")
+    if result.scores:
+        written["scores"] = write_json_atomic(folder / f"{stem}_scores.json", _plain(result.scores))
+    written["stages"] = write_tsv_atomic(result.stage_table(), folder / f"{stem}_stages.tsv")
+    written["exam"] = write_json_atomic(folder / f"{stem}_exam.json", {
+        "exam_id": result.exam_id,
+        "ok": result.ok,
+        "errors": result.errors(),
+        "clinical": _plain(result.clinical),
+        "qc": _plain(result.qc),
+        "provenance": result.provenance,
+    })
+    from osteomri.report.exam import exam_report
+
+    written["report"] = exam_report(result, spec).write(folder / "report.html")
+    return written

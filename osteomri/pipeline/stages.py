@@ -1,0 +1,184 @@
+"""The exam pipeline's stages: the only place that knows which stages exist and what each needs.
+
+Each stage is a :class:`Stage` with a predicate saying whether it applies to an exam (its inputs exist),
+the library module it needs (a stage whose module is not built yet is reported ``not_available``, never
+faked) and a function ``run(spec, ctx) -> message`` that adds maps/tables/scores to the shared context.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from osteomri.errors import InputError
+from osteomri.io.image import Image
+from osteomri.io.loader import load_image
+from osteomri.pipeline.spec import ExamResult, ExamSpec
+
+# Map key -> (BIDS-style file suffix, units, description). One home for the names of every output map.
+MAP_OUTPUTS: dict[str, tuple[str, str, str]] = {
+    "pdff_percent": ("pdff", "percent", "proton-density fat fraction"),
+    "r2star_hz": ("r2star", "Hz", "transverse relaxation rate R2* (1/s)"),
+    "fieldmap_hz": ("fieldmap", "Hz", "B0 off-resonance"),
+    "water": ("water", "a.u.", "water signal amplitude at TE = 0"),
+    "fat": ("fat", "a.u.", "fat signal amplitude at TE = 0"),
+    "waterfat_residual": ("desc-waterfat_residual", "fraction", "relative water-fat fit residual"),
+    "t1w_signal": ("T1w", "a.u.", "T1-weighted signal intensity"),
+    "s0": ("S0", "a.u.", "IVIM signal at b = 0"),
+    "f": ("perfusionfraction", "fraction", "IVIM perfusion fraction f"),
+    "d_mm2_s": ("D", "mm2/s", "IVIM tissue diffusion coefficient D"),
+    "dstar_mm2_s": ("Dstar", "mm2/s", "IVIM pseudo-diffusion coefficient D*"),
+    "ivim_residual": ("desc-ivim_residual", "fraction", "relative IVIM fit residual"),
+}
+
+# Maps that the measurement layer summarises per vertebra.
+MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s")
+
+
+@dataclass
+class ExamContext:
+    """Mutable state shared by the stages of one exam run."""
+
+    spec: ExamSpec
+    result: ExamResult
+    images: dict[str, Image]
+    labels: Image | None = None
+
+    def input(self, name: str) -> Image:
+        """Load (once) the input ``name`` of the spec."""
+        if name not in self.images:
+            self.images[name] = load_image(getattr(self.spec, name))
+        return self.images[name]
+
+
+@dataclass(frozen=True)
+class Stage:
+    name: str
+    applies: Callable[[ExamSpec], bool]
+    modules: tuple[str, ...]
+    run: Callable[[ExamSpec, ExamContext], str]
+
+    def missing_modules(self) -> list[str]:
+        """The library modules this stage needs that are not built (yet)."""
+        return [m for m in self.modules if importlib.util.find_spec(m) is None]
+
+
+def _opts(spec: ExamSpec, stage: str) -> dict[str, Any]:
+    return dict(spec.options.get(stage, {}))
+
+
+def _check_finite(image: Image, what: str) -> None:
+    if not np.isfinite(image.data).any():
+        raise InputError(f"{what} has no finite values (NaN-only data)")
+
+
+def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
+    from osteomri.waterfat import WaterFatModel
+
+    img = ctx.input("megre")
+    _check_finite(img, "MEGRE")
+    if img.data.ndim != 4:
+        raise InputError(f"MEGRE must be 4-D (x, y, z, echo), got shape {img.data.shape}")
+    te = img.echo_times_s
+    opts = _opts(spec, "waterfat")
+    model = WaterFatModel(te, img.field_strength_t,
+                          precession_clockwise=bool(img.meta.get("PrecessionIsClockwise", True)), **opts)
+    fit = model.fit(img.data)
+    maps = fit.maps()
+    for key, arr in maps.items():
+        out_key = "waterfat_residual" if key == "residual" else key
+        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=MAP_OUTPUTS.get(out_key, ("", "", ""))[1])
+        for k in ("EchoTime",):
+            ctx.result.maps[out_key].meta.pop(k, None)
+    qc = getattr(fit, "qc", None)
+    if isinstance(qc, dict):
+        ctx.result.qc.update({f"waterfat_{k}": v for k, v in qc.items()})
+    return f"{len(te)} echoes at {img.field_strength_t:g} T"
+
+
+def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
+    loaded = []
+    for name, key in (("pdff", "pdff_percent"), ("r2star", "r2star_hz")):
+        if getattr(spec, name) is None:
+            continue
+        img = ctx.input(name)
+        _check_finite(img, f"{name} map")
+        data = np.asarray(img.data, dtype=float)
+        units = str(img.meta.get("Units", "")).lower()
+        if key == "pdff_percent":
+            if units in ("fraction", "ratio"):
+                data = data * 100.0
+            elif units not in ("percent", "%") and np.nanpercentile(data, 99) <= 1.0:
+                raise InputError("PDFF map values lie within [0, 1] and its sidecar gives no Units: say 'percent' "
+                                 "or 'fraction' in the JSON sidecar")
+        elif units in ("ms", "s"):
+            raise InputError(f"R2* map has Units '{units}' (a T2* time?): give R2* in 1/s (Units 'Hz')")
+        ctx.result.maps[key] = img.with_data(data, Units=MAP_OUTPUTS[key][1])
+        loaded.append(key)
+    return "vendor maps: " + ", ".join(loaded)
+
+
+def run_t1w(spec: ExamSpec, ctx: ExamContext) -> str:
+    img = ctx.input("t1w")
+    _check_finite(img, "T1w image")
+    data = img.data if img.data.ndim == 3 else img.data[..., 0]
+    ctx.result.maps["t1w_signal"] = img.with_data(np.asarray(data, dtype=float), Units="a.u.")
+    return "T1-weighted image loaded"
+
+
+def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
+    from osteomri.io.bvals import resolve_bvalues
+    from osteomri.ivim import IvimModel
+
+    img = ctx.input("dwi")
+    _check_finite(img, "DWI")
+    bvals = resolve_bvalues(spec.bvals, img)
+    opts = _opts(spec, "ivim")
+    fit = IvimModel(bvals, **opts).fit(img.data)
+    for key, arr in fit.maps().items():
+        out_key = "ivim_residual" if key == "residual" else key
+        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=MAP_OUTPUTS.get(out_key, ("", "", ""))[1])
+        ctx.result.maps[out_key].meta.pop("bvalues", None)
+    return f"{len(bvals)} b-values, method {opts.get('method', 'default')}"
+
+
+def _labels(spec: ExamSpec, ctx: ExamContext) -> Image:
+    if ctx.labels is None:
+        ctx.labels = ctx.input("labels")
+    return ctx.labels
+
+
+def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
+    from osteomri.vertebrae import measure_vertebrae
+
+    maps = {k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}
+    if not maps:
+        raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
+    table = measure_vertebrae(maps, _labels(spec, ctx), preset=spec.label_preset, roi=spec.roi,
+                              exam=spec.exam_id, **_opts(spec, "measure"))
+    ctx.result.vertebrae = table
+    return f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'"
+
+
+def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
+    from osteomri.vertebrae import vbq_score
+
+    res = vbq_score(ctx.input("t1w"), _labels(spec, ctx), preset=spec.label_preset, **_opts(spec, "vbq"))
+    ctx.result.scores["vbq"] = res
+    value = getattr(res, "value", res)
+    return f"VBQ = {float(value):.3f}"
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("waterfat", lambda s: s.megre is not None, ("osteomri.waterfat",), run_waterfat),
+    Stage("vendor_maps", lambda s: s.megre is None and (s.pdff is not None or s.r2star is not None),
+          ("osteomri.io.nifti",), run_vendor_maps),
+    Stage("t1w", lambda s: s.t1w is not None, ("osteomri.io.nifti",), run_t1w),
+    Stage("ivim", lambda s: s.dwi is not None, ("osteomri.ivim", "osteomri.io.bvals"), run_ivim),
+    Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure),
+    Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq),
+)

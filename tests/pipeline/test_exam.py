@@ -1,0 +1,83 @@
+"""The exam pipeline on the phantom: stage log, outputs on disk, provenance, failures reported."""
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from osteomri.errors import InputError
+from osteomri.io import Image, load_nifti, save_nifti
+from osteomri.phantom import make_spine_phantom, synthesize_t1w
+from osteomri.pipeline import ExamSpec, run_exam
+from osteomri.pipeline.stages import STAGES
+
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_spine_phantom(shape=(8, 96, 128), voxel_size_mm=(4.0, 2.2, 2.25), seed=5)
+
+
+def test_exam_id_is_validated():
+    with pytest.raises(InputError, match="exam_id"):
+        ExamSpec("patient 1")
+    assert ExamSpec("sub-01_ses-02").relative_dir().as_posix() == "sub-01/ses-02"
+
+
+def test_vendor_maps_exam_writes_outputs(tmp_path, phantom):
+    pdff = save_nifti(phantom.maps["pdff_percent"], tmp_path / "in" / "ff.nii.gz", sidecar={"Units": "percent"})
+    r2 = save_nifti(phantom.maps["r2star_hz"], tmp_path / "in" / "r2.nii.gz", sidecar={"Units": "Hz"})
+    spec = ExamSpec("sub-07_ses-1", pdff=pdff, r2star=r2, clinical={"age": 61})
+    result = run_exam(spec, out_dir=tmp_path / "out")
+    assert result.ok, result.errors()
+    folder = tmp_path / "out" / "sub-07" / "ses-1"
+    back = load_nifti(folder / "sub-07_ses-1_pdff.nii.gz")
+    np.testing.assert_allclose(back.data, phantom.maps["pdff_percent"].data, atol=1e-4)
+    side = json.loads((folder / "sub-07_ses-1_pdff.json").read_text())
+    assert side["Units"] == "percent"
+    hashes = {i["name"] for i in side["Provenance"]["inputs"]}
+    assert {"ff.nii.gz", "r2.nii.gz"} <= hashes
+    exam = json.loads((folder / "sub-07_ses-1_exam.json").read_text())
+    assert exam["ok"] and exam["clinical"] == {"age": 61}
+    stages = pd.read_csv(folder / "sub-07_ses-1_stages.tsv", sep="\t")
+    assert stages.set_index("stage").loc["vendor_maps", "status"] == "done"
+    assert (folder / "report.html").stat().st_size > 1000
+
+
+def test_fraction_pdff_without_units_is_refused(tmp_path, phantom):
+    frac = Image(phantom.maps["pdff_percent"].data / 100, phantom.affine)
+    result = run_exam(ExamSpec("sub-02", pdff=frac))
+    assert not result.ok
+    assert "looks like" in result.errors()[0] or "[0, 1]" in result.errors()[0]
+
+
+def test_failures_are_logged_and_other_stages_go_on(tmp_path, phantom):
+    nan_t1w = Image(np.full(phantom.shape, np.nan), phantom.affine)
+    spec = ExamSpec("sub-03", t1w=nan_t1w, pdff=phantom.maps["pdff_percent"].with_data(
+        phantom.maps["pdff_percent"].data, Units="percent"))
+    result = run_exam(spec)
+    status = result.stage_table().set_index("stage")["status"]
+    assert status["t1w"] == "failed" and "NaN-only" in result.errors()[0]
+    assert status["vendor_maps"] == "done"
+
+
+def test_missing_input_file_is_a_stage_failure(tmp_path):
+    result = run_exam(ExamSpec("sub-04", t1w=tmp_path / "nope.nii.gz"))
+    assert not result.ok and "input not found" in result.errors()[0]
+
+
+def test_no_inputs_is_reported():
+    result = run_exam(ExamSpec("sub-05"))
+    assert not result.ok and "no input" in result.errors()[0]
+
+
+def test_unbuilt_stage_is_reported_not_faked(monkeypatch, phantom):
+    import osteomri.pipeline.exam as exam_mod
+    from osteomri.pipeline.stages import Stage
+
+    fake = Stage("future", lambda s: True, ("osteomri.does_not_exist",), lambda s, c: "never")
+    monkeypatch.setattr(exam_mod, "STAGES", (*STAGES, fake))
+    result = exam_mod.run_exam(ExamSpec("sub-06", t1w=synthesize_t1w(phantom)))
+    rec = result.stage_table().set_index("stage").loc["future"]
+    assert rec["status"] == "not_available" and "not built" in rec["message"]
+    assert result.ok
