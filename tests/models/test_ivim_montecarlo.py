@@ -1,0 +1,80 @@
+"""Seeded Monte-Carlo on vertebral bone marrow (issue 5).
+
+Truth D 0.43e-3 mm^2/s, f 0.145, D* 0.05 mm^2/s, S0 1; the 18 b-values of the OSIPI generic signals;
+300 realisations of Gaussian noise with SD S0/SNR. The seed is fixed at 0 (the first one tried).
+
+Note on the thresholds: the Cramer-Rao lower bound for this design at SNR 100 is SD(D) = 0.01595e-3 and
+SD(f) = 0.00759 (see ``_crlb``), so the issue's SD(D) <= 0.016e-3 asks for an efficient estimator, and the
+sample SD of 300 draws itself scatters by ~4 %. Over 200 seeds our ``full`` fit averages SD(D) = 0.01596e-3
+(efficient) and meets <= 0.016e-3 in 56 % of them. Hence an additional, seed-robust check against the
+CRLB itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from osteomri.ivim import IvimModel, ivim_signal
+
+B18 = np.array([0, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250, 350, 400, 550, 700, 850, 1000.0])
+TRUTH = {"s0": 1.0, "f": 0.145, "d_mm2_s": 0.43e-3, "dstar_mm2_s": 0.05}
+N_REAL = 300
+SEED = 0
+
+
+def _crlb(snr: float) -> np.ndarray:
+    """Cramer-Rao lower bound SDs of (S0, f, D, D*) for Gaussian noise SD S0/snr."""
+    b, s0, f, d, ds = B18, TRUTH["s0"], TRUTH["f"], TRUTH["d_mm2_s"], TRUTH["dstar_mm2_s"]
+    e, es = np.exp(-b * d), np.exp(-b * ds)
+    jac = np.stack([f * es + (1 - f) * e, s0 * (es - e), -s0 * (1 - f) * b * e, -s0 * f * b * es], axis=1)
+    return np.sqrt(np.diag(np.linalg.inv(jac.T @ jac))) / snr
+
+
+def _marrow(snr: float) -> np.ndarray:
+    rng = np.random.default_rng(SEED)
+    clean = ivim_signal(B18, TRUTH["s0"], TRUTH["f"], TRUTH["d_mm2_s"], TRUTH["dstar_mm2_s"])
+    return clean + rng.normal(0.0, TRUTH["s0"] / snr, (N_REAL, B18.size))
+
+
+def _stats(fit, key):
+    v = getattr(fit, key)
+    return v.mean() - TRUTH[key], v.std()
+
+
+def test_full_marrow_snr100_bias_and_precision_as_the_issue_states():
+    fit = IvimModel(B18, "full").fit(_marrow(100))
+    bias_f, sd_f = _stats(fit, "f")
+    bias_d, sd_d = _stats(fit, "d_mm2_s")
+    assert abs(bias_f) <= 0.003 and sd_f <= 0.008, (bias_f, sd_f)
+    assert abs(bias_d) <= 0.005e-3 and sd_d <= 0.016e-3, (bias_d, sd_d)
+
+
+def test_full_marrow_snr100_is_efficient():
+    """Seed-robust: SDs within 10 % of the Cramer-Rao bound (3 sampling SEs), D* unbiased within 0.002."""
+    crlb = _crlb(100)
+    fit = IvimModel(B18, "full").fit(_marrow(100))
+    for i, key in enumerate(("s0", "f", "d_mm2_s", "dstar_mm2_s")):
+        _, sd = _stats(fit, key)
+        assert 0.88 * crlb[i] <= sd <= 1.10 * crlb[i], (key, sd, crlb[i])
+    assert abs(_stats(fit, "dstar_mm2_s")[0]) <= 0.002
+
+
+def test_segmented_marrow_snr100_unbiased_on_d():
+    fit = IvimModel(B18, "segmented").fit(_marrow(100))
+    bias_d, sd_d = _stats(fit, "d_mm2_s")
+    assert abs(bias_d) <= 0.01e-3, bias_d
+    # only the b >= 200 points inform D: SD of the weighted mono-exponential fit, well above the full fit's
+    assert 0.016e-3 < sd_d < 0.035e-3
+    assert abs(_stats(fit, "f")[0]) <= 0.005
+
+
+@pytest.mark.parametrize("method", ["full", "segmented", "bayesian"])
+def test_marrow_snr30_reported_figures_are_sane(method):
+    """No thresholds in the issue at SNR 30: check the estimators stay centred and report the figures."""
+    fit = IvimModel(B18, method, n_samples=800, n_burn=300).fit(_marrow(30))
+    bias_f, sd_f = _stats(fit, "f")
+    bias_d, sd_d = _stats(fit, "d_mm2_s")
+    print(f"SNR30 {method}: f bias {bias_f:+.4f} SD {sd_f:.4f}; D bias {bias_d:+.2e} SD {sd_d:.2e}")
+    assert abs(bias_f) < 0.015 and sd_f < 0.05
+    assert abs(bias_d) < 0.015e-3 and sd_d < 0.1e-3
