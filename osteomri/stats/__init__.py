@@ -5,6 +5,21 @@ needs, and refuses bad input with :class:`~osteomri.errors.InputError`.
 """
 
 from osteomri.stats._validate import MissingDataWarning
+from osteomri.stats.agreement import BlandAltmanResult, bland_altman, icc, icc_wide, repeatability
+from osteomri.stats.correlation import CorrelationResult, correlation
+from osteomri.stats.groups import (
+    WHO_GROUPS,
+    GroupComparisonResult,
+    anova_oneway,
+    chi_square_test,
+    fisher_exact_test,
+    group_comparison,
+    kruskal_wallis,
+    qct_category,
+    tukey_hsd,
+    welch_anova,
+    who_category,
+)
 from osteomri.stats.roc import (
     DelongTestResult,
     RocResult,
@@ -17,6 +32,24 @@ from osteomri.stats.roc import (
 )
 
 __all__ = [
+    "WHO_GROUPS",
+    "BlandAltmanResult",
+    "CorrelationResult",
+    "GroupComparisonResult",
+    "anova_oneway",
+    "bland_altman",
+    "chi_square_test",
+    "correlation",
+    "fisher_exact_test",
+    "group_comparison",
+    "icc",
+    "icc_wide",
+    "kruskal_wallis",
+    "qct_category",
+    "repeatability",
+    "tukey_hsd",
+    "welch_anova",
+    "who_category",
     "DelongTestResult",
     "MissingDataWarning",
     "RocResult",
