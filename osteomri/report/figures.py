@@ -34,13 +34,13 @@ def axis_codes(affine: np.ndarray) -> tuple[int, int, int]:
 def sagittal_slice(image: Image, index: int | None = None) -> tuple[np.ndarray, int]:
     """A 2-D sagittal slice (rows superior→inferior, columns anterior→posterior) and the slice index used.
 
-    ``index`` is along the left–right array axis; default the middle slice.
+    ``index`` is along the left–right array axis; default the middle slice, ``(n - 1) // 2``.
     """
     data = np.asarray(image.data)
     if data.ndim > 3:
         data = data[..., 0]
     lr, ap, si = axis_codes(image.affine)
-    index = data.shape[lr] // 2 - (1 - data.shape[lr] % 2) if index is None else index
+    index = (data.shape[lr] - 1) // 2 if index is None else index
     sl = np.take(data, index, axis=lr)
     rest = [a for a in range(3) if a != lr]
     sl = sl if rest.index(si) == 0 else sl.T  # rows = SI axis
