@@ -8,6 +8,7 @@ faked) and a function ``run(spec, ctx) -> message`` that adds maps/tables/scores
 from __future__ import annotations
 
 import importlib.util
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -131,12 +132,11 @@ def run_t1w(spec: ExamSpec, ctx: ExamContext) -> str:
 
 
 def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.io.bvals import resolve_bvalues
     from osteomri.ivim import IvimModel
 
     img = ctx.input("dwi")
     _check_finite(img, "DWI")
-    bvals = resolve_bvalues(spec.bvals, img)
+    bvals = _bvalues(spec, img)
     opts = _opts(spec, "ivim")
     fit = IvimModel(bvals, **opts).fit(img.data)
     for key, arr in fit.maps().items():
@@ -144,6 +144,17 @@ def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
         ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=MAP_OUTPUTS.get(out_key, ("", "", ""))[1])
         ctx.result.maps[out_key].meta.pop("bvalues", None)
     return f"{len(bvals)} b-values, method {opts.get('method', 'default')}"
+
+
+def _bvalues(spec: ExamSpec, dwi: Image) -> np.ndarray:
+    """b-values (s/mm^2): given as numbers, as a .bval/.json file, beside the DWI file, or in its sidecar."""
+    from osteomri.io.bvals import bvals_from_sidecar, check_bvalues, find_bvals, load_bvals
+
+    if spec.bvals is not None and not isinstance(spec.bvals, (str, os.PathLike)):
+        return check_bvalues(spec.bvals, "the exam's bvals")
+    if isinstance(spec.dwi, (str, os.PathLike)):
+        return find_bvals(spec.dwi, spec.bvals, dwi.meta)[0]
+    return load_bvals(spec.bvals) if spec.bvals is not None else bvals_from_sidecar(dwi.meta)
 
 
 def _labels(spec: ExamSpec, ctx: ExamContext) -> Image:
