@@ -150,3 +150,25 @@ def find_bvals(
         f"no b-values for {image_path.name}: give --bvals FILE (FSL .bval or JSON sidecar with 'bvalues'), "
         f"or put {stem}.bval beside the image"
     )
+
+
+def resolve_bvalues(bvals: Any, image: Any = None) -> np.ndarray:
+    """b-values for a diffusion :class:`~osteomri.io.image.Image` from whatever the caller has.
+
+    ``bvals`` may be a path (``.bval`` or ``.json``), a sequence of numbers, or ``None`` (then the image's
+    metadata ``bvalues``/``DiffusionBValue`` are used). When the image is 4-D, the count must match its
+    last axis.
+    """
+    if bvals is None:
+        meta = getattr(image, "meta", None) or {}
+        if not any(meta.get(k) is not None for k in SIDECAR_BVALUE_KEYS):
+            raise InputError("no b-values: give a .bval file or a sidecar with 'bvalues' for the DWI")
+        b = bvals_from_sidecar(meta)
+    elif isinstance(bvals, (str, os.PathLike)):
+        b = load_bvals(bvals)
+    else:
+        b = check_bvalues(bvals, "b-values")
+    data = getattr(image, "data", None)
+    if data is not None and np.ndim(data) >= 4 and np.shape(data)[-1] != b.size:
+        raise InputError(f"{b.size} b-values for a DWI with {np.shape(data)[-1]} volumes (shape {np.shape(data)})")
+    return b

@@ -74,3 +74,19 @@ def test_find_bvals_order(tmp_path):
     assert b.tolist() == [0, 100, 200] and src == "sub-01_dwi.bval"
     (tmp_path / "other.bval").write_text("0 5 6\n")
     assert find_bvals(img, tmp_path / "other.bval")[0].tolist() == [0, 5, 6]
+
+
+def test_resolve_bvalues(tmp_path):
+    from osteomri.io.bvals import resolve_bvalues
+    from osteomri.io.image import Image
+
+    img = Image(np.ones((2, 2, 1, 3)), meta={"bvalues": [0, 50, 800]})
+    assert resolve_bvalues(None, img).tolist() == [0, 50, 800]
+    assert resolve_bvalues([0, 5, 9], img).tolist() == [0, 5, 9]
+    (tmp_path / "b.bval").write_text("0 1 2\n")
+    assert resolve_bvalues(tmp_path / "b.bval", img).tolist() == [0, 1, 2]
+    assert resolve_bvalues(str(tmp_path / "b.bval")).tolist() == [0, 1, 2]
+    with pytest.raises(InputError, match="4 b-values for a DWI with 3 volumes"):
+        resolve_bvalues([0, 1, 2, 3], img)
+    with pytest.raises(InputError, match="no b-values"):
+        resolve_bvalues(None, Image(np.ones((2, 2, 1, 3))))

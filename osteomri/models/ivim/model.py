@@ -41,7 +41,7 @@ MAP_UNITS: dict[str, str] = {
     "f": "fraction (0-1)",
     "d_mm2_s": "mm^2/s",
     "dstar_mm2_s": "mm^2/s",
-    "residual": "same as the input signal",
+    "residual": "fraction of the b = 0 signal",
     "s0_sd": "same as the input signal",
     "f_sd": "fraction (0-1)",
     "d_mm2_s_sd": "mm^2/s",
@@ -53,7 +53,7 @@ MAP_DESCRIPTIONS: dict[str, str] = {
     "f": "IVIM perfusion fraction f",
     "d_mm2_s": "IVIM tissue diffusion coefficient D",
     "dstar_mm2_s": "IVIM pseudo-diffusion coefficient D*",
-    "residual": "root-mean-square fit residual over the (averaged) b-values",
+    "residual": "root-mean-square fit residual over the (averaged) b-values, relative to the b = 0 signal",
     "s0_sd": "posterior standard deviation of S0",
     "f_sd": "posterior standard deviation of f",
     "d_mm2_s_sd": "posterior standard deviation of D",
@@ -68,8 +68,9 @@ class IvimFit:
     """Fitted IVIM parameter maps, each of the spatial shape of the input (NaN where not fitted).
 
     Attributes: ``s0`` (input signal units), ``f`` (0-1), ``d_mm2_s`` and ``dstar_mm2_s`` (mm^2/s),
-    ``residual`` (RMS residual, input signal units); for ``method="bayesian"`` also ``sd`` with the
-    posterior standard deviations keyed like :meth:`maps` (``s0_sd``, ``f_sd``, ...).
+    ``residual`` (RMS residual relative to the reference, b = 0, signal; about 1/SNR for a good fit); for
+    ``method="bayesian"`` also ``sd`` with the posterior standard deviations keyed like :meth:`maps`
+    (``s0_sd``, ``f_sd``, ...).
     """
 
     s0: np.ndarray
@@ -233,7 +234,7 @@ class IvimModel:
         pred = ivim_signal(b, theta[:, 0], theta[:, 1], theta[:, 2], theta[:, 3])
         rms = np.sqrt(((pred - y) ** 2).mean(1))
         out = {"s0": theta[:, 0] * ref, "f": theta[:, 1], "d_mm2_s": theta[:, 2], "dstar_mm2_s": theta[:, 3],
-               "residual": rms * ref}
+               "residual": rms}
         if sd is not None:
             out.update({"s0_sd": sd[:, 0] * ref, "f_sd": sd[:, 1], "d_mm2_s_sd": sd[:, 2],
                         "dstar_mm2_s_sd": sd[:, 3]})
