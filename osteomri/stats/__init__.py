@@ -6,6 +6,7 @@ needs, and refuses bad input with :class:`~osteomri.errors.InputError`.
 
 from osteomri.stats._validate import MissingDataWarning
 from osteomri.stats.agreement import BlandAltmanResult, bland_altman, icc, icc_wide, repeatability
+from osteomri.stats.combined import CombinedMarkerResult, combined_marker
 from osteomri.stats.correlation import CorrelationResult, correlation
 from osteomri.stats.groups import (
     WHO_GROUPS,
@@ -30,17 +31,21 @@ from osteomri.stats.roc import (
     proportion_ci,
     roc_analysis,
 )
+from osteomri.stats.tables import format_p, table1, table2
 
 __all__ = [
     "WHO_GROUPS",
     "BlandAltmanResult",
+    "CombinedMarkerResult",
     "CorrelationResult",
     "GroupComparisonResult",
     "anova_oneway",
     "bland_altman",
     "chi_square_test",
+    "combined_marker",
     "correlation",
     "fisher_exact_test",
+    "format_p",
     "group_comparison",
     "icc",
     "icc_wide",
@@ -59,4 +64,6 @@ __all__ = [
     "predictive_values",
     "proportion_ci",
     "roc_analysis",
+    "table1",
+    "table2",
 ]
