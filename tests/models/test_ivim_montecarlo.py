@@ -1,13 +1,15 @@
 """Seeded Monte-Carlo on vertebral bone marrow (issue 5).
 
 Truth D 0.43e-3 mm^2/s, f 0.145, D* 0.05 mm^2/s, S0 1; the 18 b-values of the OSIPI generic signals;
-300 realisations of Gaussian noise with SD S0/SNR. The seed is fixed at 0 (the first one tried).
+300 realisations of Gaussian noise with SD S0/SNR, drawn with ``np.random.default_rng(0)``.
 
 Note on the thresholds: the Cramer-Rao lower bound for this design at SNR 100 is SD(D) = 0.01595e-3 and
-SD(f) = 0.00759 (see ``_crlb``), so the issue's SD(D) <= 0.016e-3 asks for an efficient estimator, and the
-sample SD of 300 draws itself scatters by ~4 %. Over 200 seeds our ``full`` fit averages SD(D) = 0.01596e-3
-(efficient) and meets <= 0.016e-3 in 56 % of them. Hence an additional, seed-robust check against the
-CRLB itself.
+SD(f) = 0.00759 (see ``_crlb``), so the issue's SD(D) <= 0.016e-3 asks for an efficient estimator, while
+the sample SD of 300 draws itself scatters by ~4 %. Over seeds 0-199 our ``full`` fit averages
+SD(D) = 0.01596e-3 (efficient) and meets all four of the issue's SNR-100 thresholds for 54 % of the seeds
+(seed 0 among them; the bias thresholds hold for every seed). So the literal check below is pinned to
+seed 0, and :func:`test_full_marrow_snr100_is_efficient` is the seed-robust statement: SDs within
+-12/+10 % of the CRLB (about 3 standard errors).
 """
 
 from __future__ import annotations
