@@ -1,0 +1,376 @@
+"""``WaterFatModel`` / ``WaterFatFit``: chemical-shift-encoded water–fat separation (PDFF, R2*, field map).
+
+Pipeline of :meth:`WaterFatModel.fit` for complex data:
+
+1. VARPRO residual of every voxel with signal over a field-map × R2* grid, minimised over R2*
+   (:mod:`.varpro`; Hernando et al., MRM 2008;59:571);
+2. spatially regularised choice of the field map among the residual's local minima, coarse to fine with
+   graph-cut jump moves and iterated conditional modes (:mod:`.fieldmap`; Hernando et al., MRM 2010;63:79;
+   Berglund & Kullberg, MRM 2012;67:1684), smooth through air;
+3. local Levenberg–Marquardt refinement of (field map, R2*, W, F) per voxel, kept within one grid step of
+   the chosen minimum (:mod:`.nlls`);
+4. a weighted local smoothing of the field map and a final fit of R2*, W, F on it (the field varies slowly,
+   so its noise need not enter the amplitudes: Reeder et al., MRM 2004;51:35);
+5. PDFF by magnitude discrimination (Liu et al., MRM 2007;58:354), optional T1-bias correction (:mod:`.t1bias`).
+
+Magnitude input (real-valued) uses :mod:`.magnitude` instead of steps 1–4.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+from scipy import ndimage
+
+from osteomri.errors import InputError
+from osteomri.models.waterfat.fieldmap import regularised_fieldmap_labels
+from osteomri.models.waterfat.magnitude import fit_magnitude
+from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimination
+from osteomri.models.waterfat.signal import fat_basis, validate_echo_times
+from osteomri.models.waterfat.spectrum import FatSpectrum, get_fat_spectrum
+from osteomri.models.waterfat.t1bias import T1Correction
+from osteomri.models.waterfat.varpro import (
+    FieldGrid,
+    make_field_grid,
+    make_r2star_grid,
+    projection_weights,
+    residual_curves,
+)
+
+MAP_NAMES = ("pdff_percent", "r2star_hz", "fieldmap_hz", "water", "fat", "residual")
+
+
+@dataclass
+class WaterFatFit:
+    """Result maps (spatial shape of the input) and exam-level quality control.
+
+    ``pdff_percent`` proton-density fat fraction (%), ``r2star_hz`` (1/s), ``fieldmap_hz`` B0 off-resonance
+    (Hz, unwrapped where the echo spacing made it periodic), ``water`` and ``fat`` magnitudes (signal units,
+    T1-corrected when requested), ``residual`` the root-mean-square fit residual per echo relative to the
+    voxel's root-mean-square signal (dimensionless, 0 = perfect fit), ``mask`` the fitted voxels.
+    ``qc`` holds exam-level metrics and ``swap_suspected`` the exam-level water–fat swap flag.
+    """
+
+    pdff_percent: np.ndarray
+    r2star_hz: np.ndarray
+    fieldmap_hz: np.ndarray
+    water: np.ndarray
+    fat: np.ndarray
+    residual: np.ndarray
+    mask: np.ndarray
+    water_complex: np.ndarray | None = None
+    fat_complex: np.ndarray | None = None
+    qc: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def swap_suspected(self) -> bool:
+        return bool(self.qc.get("swap_suspected", False))
+
+    def maps(self) -> dict[str, np.ndarray]:
+        """The named output maps (keys :data:`MAP_NAMES`), float32 arrays of the spatial shape."""
+        return {k: np.asarray(getattr(self, k), dtype=np.float32) for k in MAP_NAMES}
+
+
+MAP_UNITS = {"pdff_percent": "percent", "r2star_hz": "1/s", "fieldmap_hz": "Hz", "water": "a.u.",
+             "fat": "a.u.", "residual": "relative (rms residual / rms signal)"}
+
+
+class WaterFatModel:
+    """Multi-echo gradient-echo water–fat model with multi-peak fat, common R2* and B0 off-resonance.
+
+    Parameters
+    ----------
+    te_s:
+        Echo times in seconds (any spacing, >= 3 echoes for complex data, >= 3 for magnitude).
+    field_strength_t:
+        Main field in tesla.
+    fat_spectrum:
+        Preset name (``ren_marrow``, ``hamilton_liver``, ``ismrm_6peak``), :class:`FatSpectrum` or dict.
+    precession_clockwise:
+        True when fat sits at negative frequency with an exp(+i 2 pi f t) model (ISMRM toolbox
+        ``PrecessionIsClockwise = 1``); False conjugates the data first.
+    regularisation:
+        Smoothness weight of the field map (dimensionless; a jump of one fat shift between two neighbours
+        costs ``regularisation`` times the median voxel signal energy).
+    voxel_size_mm:
+        Voxel edge lengths; neighbours along thick axes are coupled less (weight ∝ 1/size^2).
+    fieldmap_step_hz, fieldmap_range_hz:
+        Grid step and half-range of the field-map search (defaults from the echo times).
+    r2star_max_hz:
+        Upper R2* bound (1/s).
+    smooth_fieldmap:
+        Smooth the refined field map (weighted local fit, ``smoothing_size_voxels``) and refit the amplitudes.
+    t1_correction:
+        Optional :class:`T1Correction` (TR, flip angle, assumed T1s) applied to W and F before the PDFF.
+    signal_threshold:
+        Voxels whose rms signal is below this fraction of the 99th percentile are background (no fit).
+    """
+
+    def __init__(
+        self,
+        te_s: np.ndarray | list[float],
+        field_strength_t: float,
+        fat_spectrum: str | FatSpectrum | dict = "ren_marrow",
+        precession_clockwise: bool = True,
+        *,
+        regularisation: float = 0.1,
+        voxel_size_mm: tuple[float, float, float] | None = None,
+        fieldmap_step_hz: float | None = None,
+        fieldmap_range_hz: float | None = None,
+        r2star_max_hz: float = 500.0,
+        n_r2star: int = 9,
+        smooth_fieldmap: bool = True,
+        smoothing_size_voxels: int = 3,
+        t1_correction: T1Correction | None = None,
+        signal_threshold: float = 0.05,
+        chunk_voxels: int = 16384,
+    ) -> None:
+        self.te_s = validate_echo_times(te_s, min_echoes=3)
+        self.field_strength_t = float(field_strength_t)
+        if not np.isfinite(self.field_strength_t) or not 0.05 <= self.field_strength_t <= 20:
+            raise InputError(f"field strength must be tesla (0.05..20), got {field_strength_t}")
+        self.spectrum = get_fat_spectrum(fat_spectrum)
+        self.precession_clockwise = bool(precession_clockwise)
+        self.regularisation = float(regularisation)
+        self.voxel_size_mm = np.ones(3) if voxel_size_mm is None else np.asarray(voxel_size_mm, float)
+        self.r2star_max_hz = float(r2star_max_hz)
+        self.smooth_fieldmap = bool(smooth_fieldmap)
+        self.smoothing_size_voxels = int(smoothing_size_voxels)
+        self.t1_correction = t1_correction
+        self.signal_threshold = float(signal_threshold)
+        self.chunk_voxels = int(chunk_voxels)
+        self.fat_signal = fat_basis(self.te_s, self.field_strength_t, self.spectrum)
+        self.grid: FieldGrid = make_field_grid(self.te_s, fieldmap_step_hz, fieldmap_range_hz)
+        self.r2_grid = make_r2star_grid(self.r2star_max_hz, n_r2star)
+        self._weights: np.ndarray | None = None
+        freqs = self.spectrum.frequencies_hz(self.field_strength_t)
+        self.fat_shift_hz = float(freqs[int(np.argmax(self.spectrum.amplitudes))])
+
+    # ------------------------------------------------------------------ parameters for provenance
+    def parameters(self) -> dict[str, Any]:
+        return {
+            "echo_times_s": self.te_s.tolist(), "field_strength_t": self.field_strength_t,
+            "fat_spectrum": {"name": self.spectrum.name, "ppm": list(self.spectrum.ppm),
+                             "relative_amplitudes": list(self.spectrum.relative_amplitudes)},
+            "precession_clockwise": self.precession_clockwise, "regularisation": self.regularisation,
+            "fieldmap_grid_hz": [float(self.grid.values_hz[0]), float(self.grid.values_hz[-1]),
+                                 self.grid.step_hz], "fieldmap_grid_circular": self.grid.circular,
+            "r2star_max_hz": self.r2star_max_hz, "smooth_fieldmap": self.smooth_fieldmap,
+            "t1_correction": None if self.t1_correction is None else vars(self.t1_correction),
+        }
+
+    # ------------------------------------------------------------------ input checks
+    def _prepare(self, signal: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple]:
+        signal = np.asarray(signal)
+        n = self.te_s.size
+        if signal.ndim < 2 or signal.shape[-1] != n:
+            raise InputError(f"signal must be [..., n_echoes] with {n} echoes (the echo times given); "
+                             f"got shape {signal.shape}")
+        if not np.issubdtype(signal.dtype, np.number):
+            raise InputError(f"signal must be numeric, got dtype {signal.dtype}")
+        spatial = signal.shape[:-1]
+        finite = np.isfinite(signal).all(axis=-1)
+        if not finite.any():
+            raise InputError("signal has no finite voxels (all NaN/inf)")
+        if mask is not None:
+            mask = np.asarray(mask, bool)
+            if mask.shape != spatial:
+                raise InputError(f"mask shape {mask.shape} does not match the signal's spatial shape {spatial}")
+        return signal, mask, spatial
+
+    # ------------------------------------------------------------------ fitting
+    def fit(self, signal: np.ndarray, mask: np.ndarray | None = None,
+            fieldmap_hz: np.ndarray | None = None) -> WaterFatFit:
+        """Separate water and fat in ``signal`` [..., n_echoes] (complex, or real = magnitude-only).
+
+        ``mask`` restricts the fitted voxels (default: voxels with signal). ``fieldmap_hz`` (spatial
+        shape) skips the field-map search and fits R2*, W, F with that field map held fixed (the oracle
+        of the tests, or a field map from elsewhere).
+        """
+        signal, mask, spatial = self._prepare(signal, mask)
+        shape3 = tuple(spatial) + (1,) * (3 - len(spatial)) if len(spatial) < 3 else tuple(spatial)
+        if len(shape3) > 3:
+            raise InputError(f"at most 3 spatial dimensions are supported, got shape {spatial}")
+        data = signal.reshape(shape3 + (self.te_s.size,))
+        data = np.where(np.isfinite(data), data, 0)
+        magnitude_only = not np.iscomplexobj(data)
+        if not magnitude_only and not self.precession_clockwise:
+            data = np.conj(data)
+        rms = np.sqrt((np.abs(data) ** 2).mean(axis=-1))
+        scale = float(np.percentile(rms[rms > 0], 99)) if np.any(rms > 0) else 1.0
+        if scale <= 0:
+            raise InputError("signal is zero everywhere")
+        data = data / scale
+        rms = rms / scale
+        signal_vox = rms > self.signal_threshold
+        fit_mask = signal_vox if mask is None else (mask.reshape(shape3) & (rms > 0))
+        index = np.flatnonzero(fit_mask)
+        if index.size == 0:
+            raise InputError("no voxel with signal above the threshold (or in the mask) to fit")
+        flat = data.reshape(-1, self.te_s.size)
+
+        qc: dict[str, Any] = {"n_fitted_voxels": int(index.size), "magnitude_only": magnitude_only}
+        if magnitude_only:
+            res = fit_magnitude(np.abs(flat[index]), self.te_s, self.fat_signal, shape3, index,
+                                r2star_max_hz=2 * self.r2star_max_hz)
+            water, fat = res["water"].astype(complex), res["fat"].astype(complex)
+            psi_full = np.zeros(flat.shape[0])
+            r2, cost = res["r2star_hz"], res["residual"]
+        else:
+            if fieldmap_hz is not None:
+                psi0 = np.broadcast_to(np.asarray(fieldmap_hz, float).reshape(shape3), shape3).ravel()[index]
+                r2_0 = self._r2_start(flat[index], psi0)
+                res = fit_complex(flat[index], self.te_s, self.fat_signal, psi0, r2_0, fix_psi=True,
+                                  r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+                psi_full = np.zeros(flat.shape[0])
+                psi_full[index] = psi0
+            else:
+                psi_full, res = self._search_and_refine(flat, shape3, index, signal_vox, qc)
+            water, fat, r2, cost = res["water"], res["fat"], res["r2star_hz"], res["residual"]
+
+        if self.t1_correction is not None:
+            water, fat = self.t1_correction.apply(water, fat)
+        pdff = pdff_magnitude_discrimination(water, fat)
+        energy = (np.abs(flat[index]) ** 2).sum(axis=1)
+        rel_res = np.sqrt(cost / np.maximum(energy, 1e-30))
+
+        def full(values: np.ndarray, dtype=np.float64) -> np.ndarray:
+            out = np.zeros(flat.shape[0], dtype)
+            out[index] = values
+            return out.reshape(spatial)
+
+        wc, fc = full(water * scale, complex), full(fat * scale, complex)
+        fit = WaterFatFit(
+            pdff_percent=full(pdff), r2star_hz=full(r2),
+            fieldmap_hz=psi_full.reshape(spatial) if not magnitude_only else np.zeros(spatial),
+            water=np.abs(wc), fat=np.abs(fc), residual=full(rel_res), mask=fit_mask.reshape(spatial),
+            water_complex=wc, fat_complex=fc, qc=qc,
+        )
+        if not magnitude_only:
+            self._quality(fit, shape3, fit_mask, rel_res)
+        return fit
+
+    def _weights_cache(self) -> np.ndarray:
+        if self._weights is None:
+            self._weights = projection_weights(self.te_s, self.fat_signal, self.grid.values_hz, self.r2_grid)
+        return self._weights
+
+    def _r2_start(self, sig: np.ndarray, psi: np.ndarray) -> np.ndarray:
+        """Best R2* grid value per voxel at a given field map (residual over the R2* grid)."""
+        from osteomri.models.waterfat.nlls import linear_amplitudes
+
+        best = np.full(sig.shape[0], np.inf)
+        r2 = np.zeros(sig.shape[0])
+        for r in self.r2_grid:
+            _, _, cost = linear_amplitudes(sig, self.te_s, self.fat_signal, psi, np.full(sig.shape[0], r))
+            better = cost < best
+            best = np.where(better, cost, best)
+            r2 = np.where(better, r, r2)
+        return r2
+
+    def _search_and_refine(self, flat: np.ndarray, shape3: tuple, index: np.ndarray, signal_vox: np.ndarray,
+                           qc: dict[str, Any]) -> tuple[np.ndarray, dict[str, np.ndarray]]:
+        grid = self.grid
+        # data term over every voxel with signal (the fit mask may be smaller; the search uses all signal)
+        search_index = np.union1d(np.flatnonzero(signal_vox), index)
+        sig = flat[search_index]
+        curves, r2_idx = residual_curves(sig, self._weights_cache(), self.r2_grid.size, self.chunk_voxels)
+        energy_med = float(np.median((np.abs(sig) ** 2).sum(axis=1)))
+        axis_w = (self.voxel_size_mm.min() / self.voxel_size_mm) ** 2
+        mu = self.regularisation * energy_med / self.fat_shift_hz**2
+        labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz)
+        lab = labels.ravel()
+        psi_grid = grid.values_hz[lab]
+        # refine in the fitted voxels
+        pos = np.searchsorted(search_index, index)
+        r2_0 = self.r2_grid[r2_idx[pos, lab[index]]]
+        res = fit_complex(flat[index], self.te_s, self.fat_signal, psi_grid[index], r2_0,
+                          psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+        psi_full = psi_grid.astype(float).copy()
+        psi_full[index] = res["fieldmap_hz"]
+        if grid.circular:
+            psi_full = self._unwrap(psi_full.reshape(shape3), signal_vox).ravel()
+        if self.smooth_fieldmap:
+            weight = np.zeros(psi_full.size)
+            weight[index] = (np.abs(res["water"]) + np.abs(res["fat"])) ** 2 / np.maximum(res["residual"], 1e-12)
+            smooth = _weighted_local_linear(psi_full.reshape(shape3), weight.reshape(shape3),
+                                            self.smoothing_size_voxels).ravel()
+            res = fit_complex(flat[index], self.te_s, self.fat_signal, smooth[index], res["r2star_hz"],
+                              fix_psi=True, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+            psi_full[index] = smooth[index]
+        psi_out = np.zeros(flat.shape[0])
+        psi_out[index] = psi_full[index]
+        qc["grid_label_jumps"] = None
+        return psi_out, res
+
+    def _unwrap(self, psi: np.ndarray, signal_vox: np.ndarray) -> np.ndarray:
+        """Unwrap a field map that is only known modulo the period (uniform echo spacing)."""
+        from skimage.restoration import unwrap_phase
+
+        period = self.grid.period_hz
+        phase = 2 * np.pi * psi / period
+        phase = np.angle(np.exp(1j * phase))
+        squeeze = [i for i in range(3) if psi.shape[i] == 1]
+        ph = np.squeeze(phase, axis=tuple(squeeze)) if squeeze else phase
+        if ph.ndim == 1:
+            un = np.unwrap(ph)
+        else:
+            un = unwrap_phase(ph)
+        un = un.reshape(psi.shape)
+        # remove the arbitrary multiple of 2 pi: centre the signal voxels on the grid range
+        offset = np.round(np.median(un[signal_vox]) / (2 * np.pi)) * 2 * np.pi if signal_vox.any() else 0.0
+        return (un - offset) * period / (2 * np.pi)
+
+    def _quality(self, fit: WaterFatFit, shape3: tuple, fit_mask: np.ndarray, rel_res: np.ndarray) -> None:
+        """Exam-level QC: residual level and field-map discontinuities of about one fat shift."""
+        psi = fit.fieldmap_hz.reshape(shape3)
+        m = fit_mask
+        jumps = 0
+        pairs = 0
+        for axis in range(3):
+            if shape3[axis] < 2:
+                continue
+            a = np.take(psi, range(shape3[axis] - 1), axis=axis)
+            b = np.take(psi, range(1, shape3[axis]), axis=axis)
+            both = np.take(m, range(shape3[axis] - 1), axis=axis) & np.take(m, range(1, shape3[axis]), axis=axis)
+            pairs += int(both.sum())
+            jumps += int((both & (np.abs(a - b) > 0.5 * abs(self.fat_shift_hz))).sum())
+        jump_fraction = jumps / max(pairs, 1)
+        fit.qc.update({
+            "median_relative_residual": float(np.median(rel_res)),
+            "fieldmap_jump_fraction": float(jump_fraction),
+            "swap_suspected": bool(jump_fraction > 0.01),
+        })
+
+
+def _weighted_local_linear(psi: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
+    """Weighted local linear regression of ``psi`` in a ``size``^3 window (exact for linear fields).
+
+    Solves, for every voxel, the weighted least-squares plane ``psi ≈ a + b·(x - x0)`` over the window
+    using box-filtered moments (vectorised; axes of length 1 are skipped). Voxels with zero weight in their
+    window keep their value.
+    """
+    axes = [i for i in range(3) if psi.shape[i] > 1]
+    coords = np.indices(psi.shape).astype(float)
+    sizes = [size if psi.shape[i] > 1 else 1 for i in range(3)]
+
+    def box(x):
+        return ndimage.uniform_filter(x, size=sizes, mode="constant")
+
+    w = weight / max(float(weight.max()), 1e-30)
+    n = 1 + len(axes)
+    basis = [np.ones_like(psi)] + [coords[i] for i in axes]
+    a = np.empty(psi.shape + (n, n))
+    b = np.empty(psi.shape + (n,))
+    for p in range(n):
+        b[..., p] = box(w * basis[p] * psi)
+        for q in range(p, n):
+            a[..., p, q] = a[..., q, p] = box(w * basis[p] * basis[q])
+    a += 1e-9 * np.eye(n)
+    ok = a[..., 0, 0] > 1e-6
+    sol = np.zeros(psi.shape + (n,))
+    sol[ok] = np.linalg.solve(a[ok], b[ok][..., None])[..., 0]
+    value = sol[..., 0] + sum(sol[..., k + 1] * coords[ax] for k, ax in enumerate(axes))
+    return np.where(ok, value, psi)

@@ -1,0 +1,15 @@
+"""Convenience alias: ``from osteomri.waterfat import WaterFatModel``."""
+
+from osteomri.models.waterfat import (
+    FAT_SPECTRA,
+    FatSpectrum,
+    T1Correction,
+    WaterFatFit,
+    WaterFatModel,
+    fat_basis,
+    get_fat_spectrum,
+    multiecho_signal,
+)
+
+__all__ = ["FAT_SPECTRA", "FatSpectrum", "T1Correction", "WaterFatFit", "WaterFatModel", "fat_basis",
+           "get_fat_spectrum", "multiecho_signal"]
