@@ -1,0 +1,321 @@
+"""The study analysis and its report: from one cohort table to the seed study's tables and figures.
+
+:func:`load_cohort` reads a CSV/TSV cohort — one row per patient, or the per-vertebra long table of the
+measurement layer (``exam, level, map, [roi,] mean, ...``), averaged per patient over the chosen levels
+(``L1-L4``, ``L1-L5`` or one level). :func:`run_study` computes Table 1 (groups by WHO T-score class),
+Table 2 (ROC of each marker and their logistic combination, for osteoporosis vs the rest and for low bone
+mass vs normal), correlations with BMD and reader agreement (ICC, Bland–Altman).
+:func:`write_study` writes ``table1.csv, table2.csv, correlations.csv, agreement.csv`` (plus
+``auc_comparisons.csv``) and a self-contained ``report.html``.
+"""
+
+from __future__ import annotations
+
+import os
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from osteomri.errors import InputError
+from osteomri.io.provenance import atomic_path
+from osteomri.stats import (
+    WHO_GROUPS,
+    MissingDataWarning,
+    bland_altman,
+    correlation,
+    icc_wide,
+    roc_analysis,
+    table1,
+    table2,
+    who_category,
+)
+from osteomri.stats._validate import require_columns
+
+__all__ = ["LEVEL_SETS", "OUTCOMES", "StudyResult", "aggregate_levels", "load_cohort", "run_study", "write_study"]
+
+LEVEL_SETS = {"L1-L4": ("L1", "L2", "L3", "L4"), "L1-L5": ("L1", "L2", "L3", "L4", "L5")}
+#: ROC outcome definitions from the WHO group: name -> (label, positive groups, compared groups)
+OUTCOMES = {
+    "osteoporosis": ("osteoporosis vs normal + osteopenia", ("osteoporosis",), WHO_GROUPS),
+    "low_bone_mass": ("osteopenia + osteoporosis vs normal", ("osteopenia", "osteoporosis"), WHO_GROUPS),
+}
+LONG_COLUMNS = ("exam", "level", "map", "mean")
+
+
+def _levels(levels: str | Sequence[str]) -> tuple[str, ...]:
+    if isinstance(levels, str):
+        key = levels.upper().replace("–", "-")
+        if key in LEVEL_SETS:
+            return LEVEL_SETS[key]
+        parts = tuple(p.strip() for p in key.split(","))
+        if all(p in LEVEL_SETS["L1-L5"] for p in parts):
+            return parts
+        raise InputError(f"unknown level choice {levels!r}; use L1-L4, L1-L5 or one level such as L3")
+    return tuple(levels)
+
+
+def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = "L1-L4", roi: str | None = None
+                     ) -> pd.DataFrame:
+    """Per-patient means of a per-vertebra long table over ``levels``; one column per map.
+
+    Columns constant within an exam (clinical data carried in the long table) are kept. ``n_levels`` counts
+    the levels averaged per exam; exams missing some of the levels are averaged over those present (with a
+    :class:`MissingDataWarning` naming how many).
+    """
+    require_columns(long, LONG_COLUMNS, "per-vertebra table")
+    want = _levels(levels)
+    data = long
+    if "roi" in data.columns:
+        rois = sorted(data["roi"].dropna().unique())
+        if roi is None and len(rois) > 1:
+            raise InputError(f"the per-vertebra table has several ROI kinds {rois}; choose one with --roi")
+        if roi is not None:
+            if roi not in rois:
+                raise InputError(f"ROI {roi!r} not in the per-vertebra table (has {rois})")
+            data = data[data["roi"] == roi]
+    data = data[data["level"].astype(str).isin(want)]
+    if data.empty:
+        raise InputError(f"no rows for levels {list(want)} in the per-vertebra table "
+                         f"(levels present: {sorted(long['level'].astype(str).unique())})")
+    dup = data.duplicated(["exam", "level", "map"])
+    if dup.any():
+        raise InputError(f"per-vertebra table has {int(dup.sum())} duplicated exam/level/map rows")
+    wide = data.pivot_table(index="exam", columns="map", values="mean", aggfunc="mean")
+    wide.columns = [str(c) for c in wide.columns]
+    n_levels = data.groupby("exam")["level"].nunique().rename("n_levels")
+    short = int((n_levels < len(want)).sum())
+    if short:
+        warnings.warn(f"{short} exam(s) lack some of the levels {list(want)}; averaged over the levels present",
+                      MissingDataWarning, stacklevel=2)
+    extra = [c for c in long.columns if c not in {"level", "map", "roi", "mean", "median", "sd", "n_voxels",
+                                                  "volume_mm3", "exam", "label", "p05", "p95", "iqr"}]
+    const = [c for c in extra if (long.groupby("exam")[c].nunique(dropna=False) <= 1).all()]
+    out = wide.join(n_levels)
+    if const:
+        out = out.join(long.groupby("exam")[const].first())
+    return out.reset_index()
+
+
+def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = "L1-L4", roi: str | None = None,
+                clinical: str | os.PathLike | None = None) -> pd.DataFrame:
+    """Read a cohort CSV/TSV (separator from the extension, else sniffed); long per-vertebra tables are
+    averaged per patient (:func:`aggregate_levels`) and may be joined to a ``clinical`` table on ``exam``."""
+    df = _read_table(path)
+    if set(LONG_COLUMNS) <= set(df.columns):
+        df = aggregate_levels(df, levels, roi)
+    if clinical is not None:
+        clin = _read_table(clinical)
+        require_columns(clin, ["exam"], f"clinical table {Path(clinical).name}")
+        require_columns(df, ["exam"], f"cohort table {Path(path).name}")
+        overlap = [c for c in clin.columns if c in df.columns and c != "exam"]
+        df = df.merge(clin.drop(columns=overlap), on="exam", how="left", validate="one_to_one")
+    return df
+
+
+def _read_table(path: str | os.PathLike) -> pd.DataFrame:
+    path = Path(path)
+    if not path.exists():
+        raise InputError(f"cohort file not found: {path}")
+    sep = "\t" if path.suffix.lower() in (".tsv", ".tab") else ("," if path.suffix.lower() == ".csv" else None)
+    try:
+        return pd.read_csv(path, sep=sep, engine="python" if sep is None else "c")
+    except (pd.errors.ParserError, UnicodeDecodeError, pd.errors.EmptyDataError) as exc:
+        raise InputError(f"cannot read {path.name} as a table: {exc}") from None
+
+
+@dataclass
+class StudyResult:
+    data: pd.DataFrame  # analysed cohort with who_group and outcome columns
+    markers: list[str]
+    bmd: str | None
+    table1: pd.DataFrame
+    table2: pd.DataFrame
+    auc_comparisons: pd.DataFrame
+    correlations: pd.DataFrame
+    agreement: pd.DataFrame
+    rocs: dict[str, dict[str, Any]] = field(repr=False)  # outcome -> {name: RocResult}
+    correlation_results: dict[str, Any] = field(repr=False)
+    bland_altman_results: dict[tuple[str, str], Any] = field(repr=False)
+    notes: list[str] = field(default_factory=list)
+
+
+def run_study(
+    df: pd.DataFrame,
+    *,
+    tscore: str,
+    markers: Sequence[str],
+    bmd: str | None = None,
+    reader_pairs: Sequence[tuple[str, str]] = (),
+    table1_variables: Sequence[str] | None = None,
+    outcomes: Sequence[str] = ("osteoporosis", "low_bone_mass"),
+    n_bootstrap: int = 200,
+    random_state: int | None = 0,
+    nan_policy: str = "omit",
+) -> StudyResult:
+    """The seed study's analysis on one cohort table (see the module docstring)."""
+    markers = list(markers)
+    if not markers:
+        raise InputError("give at least one marker column (--marker)")
+    needed = [tscore, *markers, *([bmd] if bmd else []), *[c for p in reader_pairs for c in p]]
+    require_columns(df, needed, "cohort table")
+    for col in [tscore, *markers, *([bmd] if bmd else [])]:
+        if not pd.api.types.is_numeric_dtype(df[col]):
+            examples = df[col].dropna().iloc[:3].tolist()
+            raise InputError(f"column {col!r} must be numeric (found values such as {examples})")
+    unknown = [o for o in outcomes if o not in OUTCOMES]
+    if unknown:
+        raise InputError(f"unknown outcome(s) {unknown}; use {list(OUTCOMES)}")
+    notes: list[str] = []
+    data = df.copy()
+    n_no_t = int(data[tscore].isna().sum())
+    if n_no_t:
+        if nan_policy == "raise":
+            raise InputError(f"{n_no_t} patient(s) have no T-score in {tscore!r}")
+        notes.append(f"{n_no_t} patient(s) without a T-score were excluded")
+        data = data[data[tscore].notna()].copy()
+    data["who_group"] = who_category(data[tscore]).to_numpy()
+    counts = data["who_group"].value_counts()
+    notes.append("WHO groups: " + ", ".join(f"{g} n={int(counts.get(g, 0))}" for g in WHO_GROUPS))
+
+    if table1_variables is None:
+        table1_variables = [c for c in ("sex", "age", "bmi") if c in data.columns]
+        table1_variables += [c for c in [bmd, *markers] if c]
+    else:
+        require_columns(data, table1_variables, "cohort table")
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", MissingDataWarning)
+        t1 = table1(data, "who_group", list(dict.fromkeys(table1_variables)), group_order=WHO_GROUPS,
+                    nan_policy=nan_policy)
+
+        t2_parts, cmp_parts, rocs = [], [], {}
+        for key in outcomes:
+            label, positives, _ = OUTCOMES[key]
+            outcome = data["who_group"].isin(positives)
+            if outcome.all() or not outcome.any():
+                notes.append(f"ROC '{label}' skipped: the cohort has a single class")
+                continue
+            frame = data[[*markers]].assign(_outcome=outcome.to_numpy())
+            t2 = table2(frame, "_outcome", markers, positive=True, n_bootstrap=n_bootstrap,
+                        random_state=random_state, nan_policy=nan_policy)
+            cmp, comb = t2.attrs["comparisons"], t2.attrs["combined"]
+            t2.attrs = {}  # pandas cannot concatenate frames whose attrs hold DataFrames
+            t2.insert(0, "outcome", label)
+            t2_parts.append(t2)
+            if not cmp.empty:
+                cmp_parts.append(cmp.assign(outcome=label))
+            complete = frame.dropna()
+            rocs[label] = {m: roc_analysis(complete["_outcome"], complete[m], positive=True, marker_name=m)
+                           for m in markers}
+            if comb is not None:
+                rocs[label]["combined"] = comb.roc
+
+        corr_rows, corr_results = [], {}
+        against = bmd or tscore
+        for m in markers:
+            for method in ("pearson", "spearman"):
+                c = correlation(data[m], data[against], method=method, names=(m, against), nan_policy=nan_policy)
+                corr_rows.append(c.to_frame())
+                if method == "pearson":
+                    corr_results[m] = c
+
+        ag_rows, ba_results = [], {}
+        for a, b in reader_pairs:
+            ba = bland_altman(data[a], data[b], nan_policy=nan_policy)
+            ba_results[(a, b)] = ba
+            icc_tab = icc_wide(data[[a, b]], nan_policy=nan_policy).set_index("type")
+            row = {"measure_a": a, "measure_b": b}
+            for form in ("ICC2", "ICC3", "ICC1"):
+                r = icc_tab.loc[form]
+                row.update({f"{form.lower()}": r["icc"], f"{form.lower()}_ci_low": r["ci_low"],
+                            f"{form.lower()}_ci_high": r["ci_high"], f"{form.lower()}_p": r["p_value"]})
+            row.update(ba.to_frame().iloc[0].to_dict())
+            ag_rows.append(row)
+    for w in caught:
+        notes.append(str(w.message))
+
+    agreement = pd.DataFrame(ag_rows) if ag_rows else pd.DataFrame(
+        columns=["measure_a", "measure_b", "icc2", "icc2_ci_low", "icc2_ci_high", "bias", "loa_low", "loa_high"])
+    return StudyResult(
+        data=data, markers=markers, bmd=bmd, table1=t1,
+        table2=pd.concat(t2_parts, ignore_index=True) if t2_parts else pd.DataFrame(),
+        auc_comparisons=pd.concat(cmp_parts, ignore_index=True) if cmp_parts else pd.DataFrame(),
+        correlations=pd.concat(corr_rows, ignore_index=True), agreement=agreement, rocs=rocs,
+        correlation_results=corr_results, bland_altman_results=ba_results, notes=list(dict.fromkeys(notes)),
+    )
+
+
+def _write_csv(df: pd.DataFrame, path: Path) -> Path:
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False)
+    return path
+
+
+def write_study(result: StudyResult, out_dir: str | os.PathLike, prov: dict[str, Any] | None = None,
+                title: str = "osteomri study report") -> dict[str, Path]:
+    """Write the tables (CSV) and the self-contained ``report.html``; returns the paths by name."""
+    from osteomri.report.figures_study import bland_altman_figure, box_figure, roc_figure, scatter_figure
+    from osteomri.report.html import HtmlReport
+    from osteomri.stats import format_p
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    paths = {
+        "table1": _write_csv(result.table1, out / "table1.csv"),
+        "table2": _write_csv(result.table2, out / "table2.csv"),
+        "correlations": _write_csv(result.correlations, out / "correlations.csv"),
+        "agreement": _write_csv(result.agreement, out / "agreement.csv"),
+        "auc_comparisons": _write_csv(result.auc_comparisons, out / "auc_comparisons.csv"),
+    }
+    rep = HtmlReport(title)
+    rep.paragraph(f"{len(result.data)} patients; markers: {', '.join(result.markers)}"
+                  + (f"; BMD: {result.bmd}" if result.bmd else "") + ".")
+    for note in result.notes:
+        rep.paragraph(note, css_class="note")
+
+    rep.heading("Table 1. Characteristics by WHO group")
+    rep.table(result.table1.drop(columns=["p_value"]), caption="mean ± SD per group; one-way ANOVA (continuous), "
+              "chi-square (categorical)", float_format="{:.2f}")
+    rep.figure(box_figure(result.data, "who_group", result.markers, list(WHO_GROUPS)),
+               caption="Markers by WHO group (box: quartiles; whiskers: 1.5 IQR; points: patients)")
+
+    if not result.table2.empty:
+        rep.heading("Table 2. Diagnostic performance")
+        cols = ["outcome", "marker", "auc_95ci", "p", "cutoff", "sensitivity", "specificity", "youden_j",
+                "auc_corrected"]
+        rep.table(result.table2[cols], caption="AUC (95% CI, DeLong), P vs AUC 0.5, Youden cut-off; "
+                  "auc_corrected: bootstrap optimism-corrected AUC of the logistic combination",
+                  float_format="{:.3f}")
+        if not result.auc_comparisons.empty:
+            cmp = result.auc_comparisons.assign(p=result.auc_comparisons["p_value"].map(format_p))
+            rep.table(cmp[["outcome", "marker_a", "marker_b", "auc_a", "auc_b", "diff", "diff_ci_low",
+                           "diff_ci_high", "statistic", "p"]],
+                      caption="Paired DeLong tests of AUC differences", float_format="{:.3f}")
+        for label, rocs in result.rocs.items():
+            rep.figure(roc_figure(rocs, title=label), caption=f"ROC curves, {label} (points: Youden cut-offs)")
+
+    rep.heading("Correlations")
+    rep.table(result.correlations[["x", "y", "method", "n", "r", "ci_low", "ci_high", "p_value"]],
+              caption="Correlation with " + (result.bmd or "T-score") + " (Fisher-z 95% CI)", float_format="{:.3g}")
+    against = result.bmd or result.correlations["y"].iloc[0]
+    for m, corr in result.correlation_results.items():
+        rep.figure(scatter_figure(result.data, against, m, corr, group="who_group"),
+                   caption=f"{m} against {against}: regression line and Pearson r")
+
+    rep.heading("Inter-reader agreement")
+    if result.agreement.empty:
+        rep.paragraph("No reader columns were given (--reader-columns A,B).")
+    else:
+        show = ["measure_a", "measure_b", "n", "icc2", "icc2_ci_low", "icc2_ci_high", "icc3", "bias",
+                "bias_ci_low", "bias_ci_high", "loa_low", "loa_high", "prop_bias_p"]
+        rep.table(result.agreement[show], caption="ICC2: two-way random, absolute agreement, single rater "
+                  "(Shrout & Fleiss 1979); Bland-Altman bias and 95% limits of agreement", float_format="{:.3f}")
+        for (a, b), ba in result.bland_altman_results.items():
+            rep.figure(bland_altman_figure(ba, a, b), caption=f"Bland-Altman plot, {a} vs {b} (bands: 95% CIs)")
+    if prov is not None:
+        rep.provenance(prov)
+    paths["report"] = rep.write(out / "report.html")
+    return paths
