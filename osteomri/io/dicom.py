@@ -518,14 +518,11 @@ def _layout(frames: list[_Frame]) -> _Layout:
     return _Layout(slice_idx, echo_idx, n_slices, echo_times, echo_numbers, affine)
 
 
-def _place(values: np.ndarray, frames_idx: np.ndarray, layout: _Layout, n_echoes: int, label: str,
-           frames: list[_Frame]) -> np.ndarray:
-    """Scatter frames [n, rows, cols] into a volume [cols, rows, slices, echoes]; every cell exactly once."""
-    k = layout.slice_idx[frames_idx]
-    e = layout.echo_idx[frames_idx]
-    expected = layout.n_slices * n_echoes
-    cell = k * n_echoes + e
-    counts = np.bincount(cell, minlength=expected)
+def _check_unique(frames_idx: np.ndarray, layout: _Layout, n_echoes: int, label: str,
+                  frames: list[_Frame]) -> np.ndarray:
+    """Frames per (slice, echo) cell; error naming the files when a cell holds two frames."""
+    cell = layout.slice_idx[frames_idx] * n_echoes + layout.echo_idx[frames_idx]
+    counts = np.bincount(cell, minlength=layout.n_slices * n_echoes)
     if counts.max() > 1:
         dup = int(np.flatnonzero(counts > 1)[0])
         names = [frames[i].header.path.name for i in frames_idx[cell == dup]][:3]
@@ -533,6 +530,16 @@ def _place(values: np.ndarray, frames_idx: np.ndarray, layout: _Layout, n_echoes
             f"duplicate {label} frames at slice {dup // n_echoes + 1} echo {dup % n_echoes + 1} "
             f"({', '.join(names)})"
         )
+    return counts
+
+
+def _place(values: np.ndarray, frames_idx: np.ndarray, layout: _Layout, n_echoes: int, label: str,
+           frames: list[_Frame]) -> np.ndarray:
+    """Scatter frames [n, rows, cols] into a volume [cols, rows, slices, echoes]; every cell exactly once."""
+    k = layout.slice_idx[frames_idx]
+    e = layout.echo_idx[frames_idx]
+    expected = layout.n_slices * n_echoes
+    counts = _check_unique(frames_idx, layout, n_echoes, label, frames)
     if counts.min() == 0:
         raise InputError(
             f"incomplete series: {len(frames_idx)} {label} frames for {layout.n_slices} slice positions x "
@@ -554,6 +561,9 @@ def _combine(frames: list[_Frame], values: np.ndarray, layout: _Layout, complex_
     pha_idx = np.flatnonzero(comps == "P")
     re_idx = np.flatnonzero(comps == "R")
     im_idx = np.flatnonzero(comps == "I")
+    for idx, label in ((mag_idx, "magnitude"), (pha_idx, "phase"), (re_idx, "real"), (im_idx, "imaginary")):
+        if idx.size:
+            _check_unique(idx, layout, n_echoes, label, frames)
     if (mag_idx.size and pha_idx.size) and mag_idx.size != pha_idx.size:
         raise InputError(f"magnitude/phase counts differ: {mag_idx.size} magnitude vs {pha_idx.size} phase frames")
     if (re_idx.size or im_idx.size) and re_idx.size != im_idx.size:
