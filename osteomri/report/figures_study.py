@@ -35,7 +35,8 @@ def roc_figure(rocs: dict[str, RocResult], title: str = "") -> plt.Figure:
 
 
 def scatter_figure(df: pd.DataFrame, x: str, y: str, corr: CorrelationResult, group: str | None = None) -> plt.Figure:
-    """Scatter of ``y`` against ``x`` coloured by group, with the OLS line and Pearson's r."""
+    """Scatter of ``y`` against ``x`` coloured by group, with the OLS line of ``y`` on ``x`` and the correlation
+    ``corr`` (symmetric in x and y, so either order of the pair is fine)."""
     fig, ax = plt.subplots(figsize=(5.2, 4.2))
     if group is not None and group in df:
         for g, sub in df.groupby(group, observed=True, sort=False):
@@ -43,11 +44,13 @@ def scatter_figure(df: pd.DataFrame, x: str, y: str, corr: CorrelationResult, gr
         ax.legend(fontsize=8, title=group, title_fontsize=8)
     else:
         ax.scatter(df[x], df[y], s=14, alpha=0.8)
-    xs = np.linspace(np.nanmin(df[x]), np.nanmax(df[x]), 50)
-    ax.plot(xs, corr.intercept + corr.slope * xs, color="k", lw=1.5)
+    ok = df[x].notna() & df[y].notna()
+    slope, intercept = np.polyfit(df.loc[ok, x].to_numpy(float), df.loc[ok, y].to_numpy(float), 1)
+    xs = np.linspace(df.loc[ok, x].min(), df.loc[ok, x].max(), 50)
+    ax.plot(xs, intercept + slope * xs, color="k", lw=1.5)
     ax.text(0.02, 0.97, f"r = {corr.r:.3f} (95% CI {corr.ci_low:.3f} to {corr.ci_high:.3f}), "
             f"P {'< 0.001' if corr.p_value < 0.001 else f'= {corr.p_value:.3f}'}\n"
-            f"y = {corr.intercept:.3g} + {corr.slope:.3g} x", transform=ax.transAxes, va="top", fontsize=8)
+            f"{y} = {intercept:.4g} + {slope:.4g} × {x}", transform=ax.transAxes, va="top", fontsize=8)
     ax.set(xlabel=x, ylabel=y)
     fig.tight_layout()
     return fig

@@ -237,7 +237,7 @@ def run_study(
     for w in caught:
         notes.append(str(w.message))
 
-    agreement = pd.DataFrame(ag_rows) if ag_rows else pd.DataFrame(
+    agreement = pd.DataFrame(ag_rows).astype({"n": int, "n_dropped": int}) if ag_rows else pd.DataFrame(
         columns=["measure_a", "measure_b", "icc2", "icc2_ci_low", "icc2_ci_high", "bias", "loa_low", "loa_high"])
     return StudyResult(
         data=data, markers=markers, bmd=bmd, table1=t1,
@@ -252,6 +252,11 @@ def _write_csv(df: pd.DataFrame, path: Path) -> Path:
     with atomic_path(path) as tmp:
         df.to_csv(tmp, index=False)
     return path
+
+
+def _int_text(df: pd.DataFrame) -> pd.DataFrame:
+    """Integer columns as text, so that the HTML float format does not print counts as 120.000."""
+    return df.assign(**{c: df[c].astype(str) for c in df.columns if pd.api.types.is_integer_dtype(df[c])})
 
 
 def write_study(result: StudyResult, out_dir: str | os.PathLike, prov: dict[str, Any] | None = None,
@@ -277,8 +282,8 @@ def write_study(result: StudyResult, out_dir: str | os.PathLike, prov: dict[str,
         rep.paragraph(note, css_class="note")
 
     rep.heading("Table 1. Characteristics by WHO group")
-    rep.table(result.table1.drop(columns=["p_value"]), caption="mean ± SD per group; one-way ANOVA (continuous), "
-              "chi-square (categorical)", float_format="{:.2f}")
+    rep.table(_int_text(result.table1.drop(columns=["p_value"])), float_format="{:.2f}",
+              caption="mean ± SD per group; one-way ANOVA (continuous), chi-square (categorical)")
     rep.figure(box_figure(result.data, "who_group", result.markers, list(WHO_GROUPS)),
                caption="Markers by WHO group (box: quartiles; whiskers: 1.5 IQR; points: patients)")
 
@@ -298,7 +303,7 @@ def write_study(result: StudyResult, out_dir: str | os.PathLike, prov: dict[str,
             rep.figure(roc_figure(rocs, title=label), caption=f"ROC curves, {label} (points: Youden cut-offs)")
 
     rep.heading("Correlations")
-    rep.table(result.correlations[["x", "y", "method", "n", "r", "ci_low", "ci_high", "p_value"]],
+    rep.table(_int_text(result.correlations[["x", "y", "method", "n", "r", "ci_low", "ci_high", "p_value"]]),
               caption="Correlation with " + (result.bmd or "T-score") + " (Fisher-z 95% CI)", float_format="{:.3g}")
     against = result.bmd or result.correlations["y"].iloc[0]
     for m, corr in result.correlation_results.items():
@@ -311,8 +316,9 @@ def write_study(result: StudyResult, out_dir: str | os.PathLike, prov: dict[str,
     else:
         show = ["measure_a", "measure_b", "n", "icc2", "icc2_ci_low", "icc2_ci_high", "icc3", "bias",
                 "bias_ci_low", "bias_ci_high", "loa_low", "loa_high", "prop_bias_p"]
-        rep.table(result.agreement[show], caption="ICC2: two-way random, absolute agreement, single rater "
-                  "(Shrout & Fleiss 1979); Bland-Altman bias and 95% limits of agreement", float_format="{:.3f}")
+        rep.table(_int_text(result.agreement[show]), float_format="{:.3f}",
+                  caption="ICC2: two-way random, absolute agreement, single rater (Shrout & Fleiss 1979); "
+                  "Bland-Altman bias and 95% limits of agreement")
         for (a, b), ba in result.bland_altman_results.items():
             rep.figure(bland_altman_figure(ba, a, b), caption=f"Bland-Altman plot, {a} vs {b} (bands: 95% CIs)")
     if prov is not None:

@@ -119,3 +119,16 @@ def test_errors(tmp_path, capsys):
     assert rc == 2 and "not both" in err
     rc, err = _run_err(capsys, [str(tmp_path / "nothere.csv"), "--tscore", "t", "--out", str(tmp_path / "o")])
     assert rc == 2 and "not found" in err
+
+
+def test_scatter_line_is_the_regression_of_the_plotted_y_on_x():
+    from osteomri.report.figures_study import scatter_figure
+    from osteomri.stats import correlation
+
+    df = synthetic_clinical_cohort((10, 10, 10), random_state=0)
+    fig = scatter_figure(df, "bmd_mg_cm3", "pdff_percent", correlation(df["pdff_percent"], df["bmd_mg_cm3"]),
+                         group="who_group")
+    line = fig.axes[0].lines[0]
+    slope, intercept = np.polyfit(df["bmd_mg_cm3"], df["pdff_percent"], 1)
+    np.testing.assert_allclose(line.get_ydata(), intercept + slope * line.get_xdata(), rtol=1e-9)
+    assert slope < 0  # more marrow fat with lower BMD
