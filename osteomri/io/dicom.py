@@ -446,7 +446,7 @@ def _layout(frames: list[_Frame]) -> _Layout:
     slice_idx = np.empty(len(frames), dtype=int)
     slice_idx[order] = cluster_sorted
     n_slices = int(cluster_sorted[-1]) + 1
-    slice_dist = np.array([dist[slice_idx == k].mean() for k in range(n_slices)])
+    slice_dist = np.bincount(slice_idx, weights=dist) / np.bincount(slice_idx)
 
     # Frames must lie on one line along the normal (same in-plane offset).
     in_plane = positions - np.outer(dist, normal)
@@ -505,10 +505,7 @@ def _layout(frames: list[_Frame]) -> _Layout:
                 thickness = thickness or _float_or_none(src.get("SliceThickness"))
         slice_vec = normal * (thickness if thickness and thickness > 0 else 1.0)
 
-    first = slice_idx == 0
-    origin = positions[first].mean(axis=0) if n_slices > 1 else positions[first][0]
-    # origin along the normal: the first slice's cluster centre.
-    origin = origin - normal * (origin @ normal - slice_dist[0])
+    origin = positions[slice_idx == 0].mean(axis=0)  # centre of voxel (0, 0, 0), LPS
     lps = np.eye(4)
     lps[:3, 0] = row_dir * spacing[1]
     lps[:3, 1] = col_dir * spacing[0]

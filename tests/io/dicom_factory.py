@@ -198,6 +198,9 @@ def write_enhanced_series(
 ) -> Path:
     """One Enhanced MR Image Storage file holding every frame, in shuffled order.
 
+    Component keys other than M/P/R/I (e.g. "W", "F", "FF") are magnitude frames; ``spec.image_type[key]``
+    sets their ``FrameType`` (e.g. ``ORIGINAL\\PRIMARY\\DIXON\\FAT_FRACTION``).
+
     Geometry goes to the shared functional groups (orientation, pixel measures) and the per-frame groups
     (plane position), echo time to per-frame ``MREchoSequence``, component to per-frame
     ``MRImageFrameTypeSequence.ComplexImageComponent``, rescale to per-frame
@@ -219,7 +222,7 @@ def write_enhanced_series(
     nx, ny = jobs[0][1].shape[:2]
     ds = _base_dataset(ENHANCED_MR_IMAGE_STORAGE, spec.series_uid, generate_uid(), generate_uid(),
                        spec.manufacturer, spec.description, ny, nx, spec.signed, spec.field_strength)
-    ds.ImageType = ["ORIGINAL", "PRIMARY", "T2_STAR", "NONE"]
+    ds.ImageType = ["ORIGINAL", "PRIMARY", "T2_STAR", "NONE"] if not spec.image_type else ["DERIVED", "PRIMARY"]
     ds.NumberOfFrames = len(jobs)
     shared = Dataset()
     pm = Dataset()
@@ -247,8 +250,8 @@ def write_enhanced_series(
             echo.EffectiveEchoTime = float(spec.echo_times_ms[e])
             item.MREchoSequence = DicomSequence([echo])
         ft = Dataset()
-        ft.FrameType = ["ORIGINAL", "PRIMARY", "T2_STAR", "NONE"]
-        ft.ComplexImageComponent = _ENHANCED_NAMES[comp]
+        ft.FrameType = (spec.image_type or {}).get(comp, ["ORIGINAL", "PRIMARY", "T2_STAR", "NONE"])
+        ft.ComplexImageComponent = _ENHANCED_NAMES.get(comp, "MAGNITUDE")
         item.MRImageFrameTypeSequence = DicomSequence([ft])
         pvt = Dataset()
         pvt.RescaleSlope = float(frame_slopes[n]) if frame_slopes is not None else _per(spec.slope, comp, 1.0)
