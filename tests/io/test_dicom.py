@@ -404,3 +404,24 @@ def test_complex_mode_errors(tmp_path):
         load_dicom_series(tmp_path, complex_mode="complex")
     with pytest.raises(InputError, match="complex_mode='phase' needs phase"):
         load_dicom_series(tmp_path, complex_mode="phase")
+
+
+def test_echoes_sorted_by_echo_time(tmp_path, signal):
+    """Echoes written in decreasing TE come back in increasing TE, data reordered with them."""
+    te_desc = TE_MS[::-1]
+    spec = fac.SeriesSpec(echo_times_ms=te_desc, slope={"P": 2.0}, intercept={"P": -4096.0})
+    rev = signal[..., ::-1]
+    fac.write_classic_series(tmp_path, {"M": np.round(np.abs(rev)), "P": _siemens_phase_stored(np.angle(rev))},
+                             fac.Geometry(), spec)
+    img = load_dicom_series(tmp_path)
+    np.testing.assert_allclose(img.echo_times_s, np.array(TE_MS) * 1e-3)
+    np.testing.assert_allclose(np.abs(img.data), np.round(np.abs(signal)), atol=1e-2)
+    assert img.meta["EchoNumbers"] == [4, 3, 2, 1]
+
+
+def test_phase_out_of_every_vendor_range(tmp_path, signal):
+    spec = fac.SeriesSpec(echo_times_ms=TE_MS, manufacturer="ACME")
+    fac.write_classic_series(tmp_path, {"M": np.round(np.abs(signal)), "P": np.full(signal.shape, 9000)},
+                             fac.Geometry(), spec)
+    with pytest.raises(InputError, match="exceed every known vendor phase range"):
+        load_dicom_series(tmp_path)
