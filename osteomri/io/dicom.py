@@ -310,6 +310,9 @@ def _frames_of(header: _Header) -> list[_Frame]:
             f"{header.path.name}: multi-frame file without PerFrameFunctionalGroupsSequence (no per-frame geometry)"
         )
     image_type = _tokens(ds.get("ImageType"))
+    if "MOSAIC" in image_type:
+        raise InputError(f"{header.path.name}: Siemens mosaic images (several slices tiled in one frame) are not "
+                         "supported; convert the series to NIfTI (e.g. with dcm2niix) and load that")
     ge = _ge_component(ds)
     echo_numbers = ds.get("EchoNumbers")
     if isinstance(echo_numbers, pydicom.multival.MultiValue):

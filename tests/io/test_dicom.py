@@ -425,3 +425,13 @@ def test_phase_out_of_every_vendor_range(tmp_path, signal):
                              fac.Geometry(), spec)
     with pytest.raises(InputError, match="exceed every known vendor phase range"):
         load_dicom_series(tmp_path)
+
+
+def test_siemens_mosaic_rejected_with_message():
+    import nibabel
+
+    path = Path(nibabel.__file__).parent / "nicom" / "tests" / "data" / "0.dcm"
+    if not path.exists():
+        pytest.skip("nibabel's Siemens mosaic test file is not installed")
+    with pytest.raises(InputError, match="Siemens mosaic images .* are not supported"):
+        load_dicom_series(path)
