@@ -257,6 +257,7 @@ def roc_analysis(
     se_sp_ci: Literal["clopper-pearson", "wilson", "bootstrap"] = "clopper-pearson",
     nan_policy: Literal["omit", "raise"] = "omit",
     marker_name: str | None = None,
+    best_within: tuple[str, tuple[float, float]] | None = None,
 ) -> RocResult:
     """Empirical ROC analysis of one marker against a binary outcome (pROC conventions).
 
@@ -276,6 +277,9 @@ def roc_analysis(
     se_sp_ci
         CI of sensitivity and specificity at the cut-off: exact Clopper–Pearson (default), Wilson, or the
         stratified bootstrap at the fixed threshold (pROC ``ci.thresholds``).
+    best_within
+        Restrict the cut-off search to a specificity or sensitivity range, e.g.
+        ``("specificity", (0.99, 0.9))`` (pROC ``coords("best")`` on a ROC with ``partial.auc``).
     nan_policy
         ``"omit"`` drops observations with a missing outcome or marker, counting them in ``n_dropped`` and
         warning; ``"raise"`` refuses them.
@@ -309,11 +313,19 @@ def roc_analysis(
     else:
         raise InputError(f"ci_method must be 'delong' or 'bootstrap', got {ci_method!r}")
 
+    allowed = np.ones(len(curve), dtype=bool)
+    if best_within is not None:
+        focus, (b0, b1) = best_within
+        if focus not in ("specificity", "sensitivity"):
+            raise InputError(f"best_within focus must be 'specificity' or 'sensitivity', got {focus!r}")
+        allowed = curve[focus].between(min(b0, b1), max(b0, b1)).to_numpy()
+        if not allowed.any():
+            raise InputError(f"no threshold has {focus} within {best_within[1]}")
     if best_method == "youden":
-        score = curve["youden_j"].to_numpy()
+        score = np.where(allowed, curve["youden_j"].to_numpy(), -np.inf)
         best = np.flatnonzero(np.isclose(score, score.max(), rtol=0, atol=1e-12))
     elif best_method == "closest.topleft":
-        score = curve["closest_topleft"].to_numpy()
+        score = np.where(allowed, curve["closest_topleft"].to_numpy(), np.inf)
         best = np.flatnonzero(np.isclose(score, score.min(), rtol=0, atol=1e-12))
     else:
         raise InputError(f"best_method must be 'youden' or 'closest.topleft', got {best_method!r}")

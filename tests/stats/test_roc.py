@@ -77,6 +77,15 @@ def test_best_thresholds(asah, expected, marker):
     assert close(rc.sensitivity, ec["sensitivity"]) and close(rc.specificity, ec["specificity"])
 
 
+def test_best_threshold_within_partial_range(asah, expected):
+    best = expected["pROC_aSAH"]["coords_best"]
+    sp = roc_analysis(asah["outcome"], asah["s100b"], best_within=("specificity", (0.9, 0.99)))
+    se = roc_analysis(asah["outcome"], asah["s100b"], best_within=("sensitivity", (0.9, 0.99)))
+    assert close(sp.cutoff, best["s100b_partial_sp_0.9_0.99_best_threshold"]["value"])
+    assert close(se.cutoff, best["s100b_partial_se_0.9_0.99_best_threshold"]["value"])
+    assert 0.9 <= sp.specificity <= 0.99 and 0.9 <= se.sensitivity <= 0.99
+
+
 def test_s100b_youden_row_and_likelihood_ratios(asah, expected):
     e = expected["pROC_aSAH"]["coords_best"]["s100b_youden"]["value"]
     r = roc_analysis(asah["outcome"], asah["s100b"])
