@@ -64,3 +64,18 @@ def render_html():
         return out.stdout
 
     return render
+
+
+@pytest.fixture(scope="session")
+def dicom_factory():
+    """The synthetic DICOM series writer of ``tests/io/dicom_factory.py`` (as a module)."""
+    import importlib.util
+    import sys
+
+    name = "dicom_factory"
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tests" / "io" / "dicom_factory.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    return sys.modules[name]

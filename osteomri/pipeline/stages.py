@@ -101,12 +101,24 @@ def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
     return f"{len(te)} echoes at {img.field_strength_t:g} T"
 
 
+def _is_dicom(source: object) -> bool:
+    from pathlib import Path
+
+    return isinstance(source, (str, os.PathLike)) and (Path(source).is_dir() or Path(source).suffix.lower() == ".dcm")
+
+
+def _vendor_map(source: object, quantity: str) -> Image:
+    from osteomri.io.dicom_vendor import load_vendor_map
+
+    return load_vendor_map(source, quantity=quantity)
+
+
 def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
     loaded = []
     for name, key in (("pdff", "pdff_percent"), ("r2star", "r2star_hz")):
         if getattr(spec, name) is None:
             continue
-        img = ctx.input(name)
+        img = _vendor_map(getattr(spec, name), key) if _is_dicom(getattr(spec, name)) else ctx.input(name)
         _check_finite(img, f"{name} map")
         data = np.asarray(img.data, dtype=float)
         units = str(img.meta.get("Units", "")).lower()
@@ -147,14 +159,12 @@ def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
 
 
 def _bvalues(spec: ExamSpec, dwi: Image) -> np.ndarray:
-    """b-values (s/mm^2): given as numbers, as a .bval/.json file, beside the DWI file, or in its sidecar."""
-    from osteomri.io.bvals import bvals_from_sidecar, check_bvalues, find_bvals, load_bvals
+    """b-values (s/mm^2): as given (numbers, .bval/.json file), else beside the DWI file or in its sidecar."""
+    from osteomri.io.bvals import find_bvals, resolve_bvalues
 
-    if spec.bvals is not None and not isinstance(spec.bvals, (str, os.PathLike)):
-        return check_bvalues(spec.bvals, "the exam's bvals")
-    if isinstance(spec.dwi, (str, os.PathLike)):
-        return find_bvals(spec.dwi, spec.bvals, dwi.meta)[0]
-    return load_bvals(spec.bvals) if spec.bvals is not None else bvals_from_sidecar(dwi.meta)
+    if spec.bvals is None and isinstance(spec.dwi, (str, os.PathLike)):
+        return resolve_bvalues(find_bvals(spec.dwi, None, dwi.meta)[0], dwi)
+    return resolve_bvalues(spec.bvals, dwi)
 
 
 def _labels(spec: ExamSpec, ctx: ExamContext) -> Image:

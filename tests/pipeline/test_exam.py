@@ -81,3 +81,17 @@ def test_unbuilt_stage_is_reported_not_faked(monkeypatch, phantom):
     rec = result.stage_table().set_index("stage").loc["future"]
     assert rec["status"] == "not_available" and "not built" in rec["message"]
     assert result.ok
+
+
+def test_vendor_dicom_pdff_series_enters_the_pipeline(tmp_path, dicom_factory):
+    """A GE IDEAL-IQ fat-fraction series (stored x10) becomes a percent map on disk."""
+    fac = dicom_factory
+    ff = np.random.default_rng(4).uniform(5, 60, (7, 6, 3))
+    ff[0] = 95.0
+    spec = fac.SeriesSpec(manufacturer="GE MEDICAL SYSTEMS", description="FatFrac: IDEAL IQ",
+                          image_type={"": ["DERIVED", "PRIMARY", "OTHER"]})
+    fac.write_classic_series(tmp_path / "dcm", {"": np.round(ff * 10)}, fac.Geometry(), spec)
+    result = run_exam(ExamSpec("sub-08", pdff=tmp_path / "dcm"), out_dir=tmp_path / "out")
+    assert result.ok, result.errors()
+    back = load_nifti(tmp_path / "out" / "sub-08" / "sub-08_pdff.nii.gz")
+    np.testing.assert_allclose(back.data, ff, atol=0.05 + 1e-5)
