@@ -118,7 +118,7 @@ def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
     for name, key in (("pdff", "pdff_percent"), ("r2star", "r2star_hz")):
         if getattr(spec, name) is None:
             continue
-        img = _vendor_map(getattr(spec, name), key) if _is_dicom(getattr(spec, name)) else ctx.input(name)
+        img = _vendor_map(getattr(spec, name), name) if _is_dicom(getattr(spec, name)) else ctx.input(name)
         _check_finite(img, f"{name} map")
         data = np.asarray(img.data, dtype=float)
         units = str(img.meta.get("Units", "")).lower()
