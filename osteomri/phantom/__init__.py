@@ -1,5 +1,6 @@
 """Digital lumbar-spine phantom and synthetic data: the test bed and the demo data of osteomri."""
 
+from osteomri.phantom.cohort import synthetic_clinical_cohort
 from osteomri.phantom.spine import (
     LEVEL_IDS,
     LUMBAR_LEVELS,
@@ -28,4 +29,5 @@ __all__ = [
     "synthesize_megre",
     "synthesize_t1w",
     "synthesize_dwi",
+    "synthetic_clinical_cohort",
 ]

@@ -1,4 +1,5 @@
 import json
+import os
 
 import nibabel as nib
 import numpy as np
@@ -33,6 +34,9 @@ def test_roundtrip_with_sidecar_and_provenance(tmp_path):
     assert side["Provenance"]["inputs"][0]["name"] == "src.bin"  # no directories (may hold names)
     assert side["Units"] == "a.u." and side["Provenance"]["version"]
     assert not list(tmp_path.glob(".*")), "no temporary files left behind"
+    umask = os.umask(0)
+    os.umask(umask)
+    assert out.stat().st_mode & 0o777 == 0o666 & ~umask, "outputs get ordinary permissions, not mkstemp's 0600"
 
 
 def test_complex_nifti_roundtrip(tmp_path):
