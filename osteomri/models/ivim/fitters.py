@@ -79,6 +79,24 @@ def fit_segmented(
     n_grid: int = 96,
 ) -> np.ndarray:
     """Segmented IVIM fit; returns ``[n_vox, 4]`` (S0 relative, f, D mm^2/s, D* mm^2/s)."""
+    return segmented_with_starts(y, b, lower, upper, b_threshold_s_mm2, n_grid, n_bands=1)[0]
+
+
+def segmented_with_starts(
+    y: np.ndarray,
+    b: np.ndarray,
+    lower: np.ndarray,
+    upper: np.ndarray,
+    b_threshold_s_mm2: float,
+    n_grid: int = 96,
+    n_bands: int = 3,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Segmented fit ``[n_vox, 4]`` and other starting points ``[n_vox, n_bands - 1, 4]`` for the full fit.
+
+    The D* grid is split into ``n_bands`` log-spaced bands; the best D* (with its best perfusion amplitude)
+    of each band that does not hold the segmented optimum is a start, so that local searches from the
+    segmented fit and these starts cover the multimodal (f, D*) plane.
+    """
     high = b >= b_threshold_s_mm2
     s_int, d = _monoexp(y[:, high], b[high], lower[2], upper[2])
     z = y - s_int[:, None] * np.exp(-np.outer(d, b))  # what the tissue compartment leaves: S0 f exp(-b D*)
@@ -88,8 +106,8 @@ def fit_segmented(
     basis = np.exp(-np.outer(grid, b))  # [K, n_b]
     ee = (basis * basis).sum(1)
     ze = z @ basis.T  # [n_vox, K]
-    a = np.clip(ze / ee, a_lo[:, None], a_hi[:, None])
-    sse = a * (a * ee - 2.0 * ze)  # SSE minus the constant sum(z^2)
+    a_grid = np.clip(ze / ee, a_lo[:, None], a_hi[:, None])
+    sse = a_grid * (a_grid * ee - 2.0 * ze)  # SSE minus the constant sum(z^2)
     k = np.argmin(sse, axis=1)
     rows = np.arange(k.size)
     kc = np.clip(k, 1, n_grid - 2)
@@ -101,10 +119,21 @@ def fit_segmented(
     dstar = np.clip(grid[k] * np.exp(offset * step), ds_lo, ds_hi)
     e = np.exp(-np.outer(dstar, b))
     a = np.clip((z * e).sum(1) / np.maximum((e * e).sum(1), _TINY), a_lo, a_hi)
+    best = np.clip(_params(s_int, a, d, dstar), lower, upper)
+    starts = np.empty((k.size, n_bands, 4))
+    edges = np.linspace(0, n_grid, n_bands + 1).astype(int)
+    for j in range(n_bands):
+        kb = edges[j] + np.argmin(sse[:, edges[j] : edges[j + 1]], axis=1)
+        starts[:, j] = _params(s_int, a_grid[rows, kb], d, grid[kb])
+    own_band = np.searchsorted(edges, k, side="right") - 1
+    others = np.argsort(np.arange(n_bands)[None, :] == own_band[:, None], axis=1, kind="stable")[:, : n_bands - 1]
+    starts = starts[rows[:, None], others]
+    return best, np.clip(starts, lower, upper)
+
+
+def _params(s_int: np.ndarray, a: np.ndarray, d: np.ndarray, dstar: np.ndarray) -> np.ndarray:
     s0 = s_int + a
-    f = a / np.maximum(s0, _TINY)
-    out = np.stack([s0, f, d, dstar], axis=1)
-    return np.clip(out, lower, upper)
+    return np.stack([s0, a / np.maximum(s0, _TINY), d, np.broadcast_to(dstar, d.shape)], axis=1)
 
 
 def _model_jac(theta: np.ndarray, b_d: np.ndarray, b_s: np.ndarray, with_jac: bool = True):
@@ -141,10 +170,23 @@ def fit_full(
     upper: np.ndarray,
     theta0: np.ndarray,
     max_iter: int = 60,
-    rtol: float = 1e-7,
+    rtol: float = 1e-9,
 ) -> np.ndarray:
-    """Bounded bi-exponential least squares by batched projected Levenberg-Marquardt from ``theta0``."""
-    n = y.shape[0]
+    """Bounded bi-exponential least squares by batched projected Levenberg-Marquardt from ``theta0``.
+
+    ``theta0`` is ``[n_vox, 4]`` or ``[n_vox, n_starts, 4]``; with several starts the lowest-cost solution
+    of each voxel is returned. Starts with f at (almost) zero get f = 0.02 (clipped to the bounds) so that
+    D* is not stuck where the perfusion term vanishes.
+    """
+    if theta0.ndim == 3:
+        n_vox, n_starts = theta0.shape[:2]
+        starts = theta0.reshape(-1, 4).copy()
+        starts[:, 1] = np.clip(np.maximum(starts[:, 1], 0.02), lower[1], upper[1])
+        sol = fit_full(np.repeat(y, n_starts, axis=0), b, lower, upper, starts, max_iter, rtol)
+        model, _ = _model_jac(sol / _SCALE, b * 1e-3, b * 1e-2, with_jac=False)
+        cost = ((model - np.repeat(y, n_starts, axis=0)) ** 2).sum(1).reshape(n_vox, n_starts)
+        return sol.reshape(n_vox, n_starts, 4)[np.arange(n_vox), np.argmin(cost, axis=1)]
+    n, n_b = y.shape
     lo, hi = lower / _SCALE, upper / _SCALE
     span = hi - lo
     b_d, b_s = b * 1e-3, b * 1e-2
@@ -152,16 +194,25 @@ def fit_full(
     result = theta.copy()
     idx = np.arange(n)
     yw = y
-    m, jac = _model_jac(theta, b_d, b_s)
-    r = m - yw
+    e, es = np.exp(-b_d * theta[:, 2:3]), np.exp(-b_s * theta[:, 3:4])
+    r = theta[:, :1] * (theta[:, 1:2] * es + (1.0 - theta[:, 1:2]) * e) - yw
     cost = (r * r).sum(1)
     lam = np.full(n, 1e-3)
     eye = np.eye(4)
+    pairs = [(i, j) for i in range(4) for j in range(i, 4)]
     for _ in range(max_iter):
         if idx.size == 0:
             break
-        jtj = np.matmul(jac, jac.transpose(0, 2, 1))
-        grad = np.matmul(jac, r[..., None])[..., 0]
+        s0, f = theta[:, 0:1], theta[:, 1:2]
+        jac = np.empty((4, idx.size, n_b))  # parameter-major: contiguous rows, cache friendly
+        np.add(f * es, (1.0 - f) * e, out=jac[0])
+        np.multiply(s0, es - e, out=jac[1])
+        np.multiply(-s0 * (1.0 - f) * b_d, e, out=jac[2])
+        np.multiply(-s0 * f * b_s, es, out=jac[3])
+        jtj = np.empty((idx.size, 4, 4))
+        for i, j in pairs:
+            jtj[:, i, j] = jtj[:, j, i] = np.einsum("nb,nb->n", jac[i], jac[j])
+        grad = np.einsum("anb,nb->na", jac, r)
         held = ((theta <= lo + 1e-12 * span) & (grad > 0)) | ((theta >= hi - 1e-12 * span) & (grad < 0))
         diag = np.diagonal(jtj, axis1=1, axis2=2)
         damp = lam[:, None] * (diag + 1e-9 * diag.max(1, keepdims=True) + 1e-15)
@@ -169,22 +220,24 @@ def fit_full(
         mat = jtj * (free[:, :, None] & free[:, None, :]) + eye * np.where(free, damp, 1.0)[:, None, :]
         step = _solve(mat, -grad * free)
         trial = np.clip(theta + step, lo, hi)
-        m_t, jac_t = _model_jac(trial, b_d, b_s)
-        r_t = m_t - yw
+        e_t, es_t = np.exp(-b_d * trial[:, 2:3]), np.exp(-b_s * trial[:, 3:4])
+        r_t = trial[:, :1] * (trial[:, 1:2] * es_t + (1.0 - trial[:, 1:2]) * e_t) - yw
         cost_t = (r_t * r_t).sum(1)
         accept = cost_t < cost
         gain = cost - cost_t
-        small = (np.abs(trial - theta) <= 1e-9 * (1.0 + np.abs(theta))).all(1)
-        done = (accept & (gain <= rtol * cost + 1e-20)) | (lam > 1e10) | small
-        theta = np.where(accept[:, None], trial, theta)
-        r = np.where(accept[:, None], r_t, r)
-        jac = np.where(accept[:, None, None], jac_t, jac)
+        small = (np.abs(trial - theta) <= 1e-10 * (1.0 + np.abs(theta))).all(1)
+        done = (accept & (gain <= rtol * cost + 1e-24)) | (lam > 1e10) | small
+        acc = accept[:, None]
+        theta = np.where(acc, trial, theta)
+        r = np.where(acc, r_t, r)
+        e = np.where(acc, e_t, e)
+        es = np.where(acc, es_t, es)
         cost = np.where(accept, cost_t, cost)
         lam = np.where(accept, np.maximum(lam * 0.2, 1e-9), lam * 10.0)
         if done.any():
             result[idx[done]] = theta[done]
             keep = ~done
-            idx, theta, r, jac = idx[keep], theta[keep], r[keep], jac[keep]
+            idx, theta, r, e, es = idx[keep], theta[keep], r[keep], e[keep], es[keep]
             cost, lam, yw = cost[keep], lam[keep], yw[keep]
     result[idx] = theta
     return np.clip(result * _SCALE, lower, upper)

@@ -31,7 +31,7 @@ import numpy as np
 from osteomri.errors import InputError
 from osteomri.models.ivim.acquisition import Acquisition
 from osteomri.models.ivim.bounds import PARAMS, IvimBounds, make_bounds
-from osteomri.models.ivim.fitters import fit_bayesian, fit_full, fit_segmented
+from osteomri.models.ivim.fitters import fit_bayesian, fit_full, segmented_with_starts
 from osteomri.models.ivim.signal import ivim_signal
 
 METHODS = ("full", "segmented", "bayesian")
@@ -137,7 +137,7 @@ class IvimModel:
         b_threshold_s_mm2: float = 200.0,
         *,
         average: str = "geometric",
-        chunk_size: int = 16384,
+        chunk_size: int = 4096,
         n_samples: int = 2000,
         n_burn: int = 500,
         seed: int = 0,
@@ -224,10 +224,10 @@ class IvimModel:
     def _fit_normalised(self, y: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
         b = self.acquisition.unique_s_mm2
         lo, hi = self.bounds.lower, self.bounds.upper
-        theta = fit_segmented(y, b, lo, hi, self.b_threshold_s_mm2)
+        theta, starts = segmented_with_starts(y, b, lo, hi, self.b_threshold_s_mm2, n_bands=3)
         sd = None
         if self.method in ("full", "bayesian"):
-            theta = fit_full(y, b, lo, hi, theta)
+            theta = fit_full(y, b, lo, hi, np.concatenate([theta[:, None], starts], axis=1))
         if self.method == "bayesian":
             theta, sd = fit_bayesian(y, b, lo, hi, theta, n_burn=self.n_burn, n_samples=self.n_samples,
                                      seed=self.seed)
