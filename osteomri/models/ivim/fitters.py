@@ -13,7 +13,9 @@ bounds exactly.
 * :func:`fit_full` -- the bi-exponential model of Le Bihan et al., Radiology 1988;168:497 fitted by
   nonlinear least squares: a batched Levenberg-Marquardt (Marquardt 1963, diagonal scaling) with
   projection onto the box bounds and an active set (parameters at a bound whose gradient points outwards
-  are held), initialised from the segmented fit.
+  are held). It starts from the segmented fit and from the best D* of each other third (log scale) of
+  the segmented D* profile -- the (f, D*) plane is multimodal, e.g. "small f, fast D*" against "larger f,
+  D* at its lower bound" -- and keeps each voxel's lowest-cost solution.
 * :func:`fit_bayesian` -- posterior means and SDs under flat priors bounded by the box, with the
   Gaussian noise level marginalised under a Jeffreys prior (Neil & Bretthorst, MRM 1993;29:642), so that
   p(theta | y) is proportional to SSE(theta)^(-n/2); sampled by a random-walk Metropolis chain per voxel

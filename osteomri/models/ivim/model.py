@@ -13,7 +13,7 @@ Methods (see :mod:`osteomri.models.ivim.fitters` for the algorithms and referenc
 
 * ``"segmented"`` -- D from a mono-exponential fit of b >= ``b_threshold_s_mm2``, then f and D*.
 * ``"full"`` -- bounded nonlinear least squares of all four parameters (batched Levenberg-Marquardt),
-  initialised from the segmented fit. The default.
+  started from the segmented fit and two other points of its D* profile. The default.
 * ``"bayesian"`` -- posterior means (and SDs, as ``*_sd`` maps) under flat priors within the bounds.
 
 Bounds: :mod:`osteomri.models.ivim.bounds` (defaults suited to marrow; f up to 1). b-values, repeats,
