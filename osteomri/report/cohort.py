@@ -1,0 +1,116 @@
+"""The cohort summary page: counts, failures, QC flags, distributions of the per-patient markers, timings."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+from osteomri.io.provenance import provenance  # noqa: E402
+from osteomri.report.html import HtmlReport  # noqa: E402
+
+if TYPE_CHECKING:
+    from osteomri.pipeline.cohort import CohortResult
+
+MAX_ERROR_ROWS = 200
+
+
+def counts_table(result: CohortResult) -> pd.DataFrame:
+    """Exams per outcome of this run (done now, failed now, skipped as already complete, lost)."""
+    c = result.counts
+    rows = [("exams in the cohort", c["total"]), ("complete and without errors", c["ok"]),
+            ("processed in this run", c["done"] + c["failed"]), ("failed (error record)", c["with_errors"]),
+            ("skipped (already complete)", c["skipped"]), ("lost (no result; redone next run)", c["lost"])]
+    return pd.DataFrame(rows, columns=["", "exams"])
+
+
+def marker_columns(patients: pd.DataFrame) -> list[str]:
+    """Per-patient numeric markers (L1–L4 means, scores), not ids, QC flags, counters or clinical columns."""
+    measured = set(patients.attrs.get("measured", [])) or {c[: -len("_n_levels")] for c in patients.columns
+                                                           if c.endswith("_n_levels")}
+    return [c for c in patients.columns if c in measured and pd.api.types.is_numeric_dtype(patients[c])]
+
+
+def qc_table(patients: pd.DataFrame) -> pd.DataFrame:
+    """Per QC flag: exams flagged (true / non-zero) and exams reporting it."""
+    rows = []
+    for col in (c for c in patients.columns if c.startswith("qc_")):
+        values = patients[col].dropna()
+        flagged = int(values.astype(bool).sum()) if values.dtype == bool or pd.api.types.is_numeric_dtype(values) \
+            else int((values.astype(str).str.lower().isin(["true", "fail", "failed", "warn"])).sum())
+        rows.append((col[3:], flagged, len(values)))
+    return pd.DataFrame(rows, columns=["QC flag", "exams flagged", "exams reporting"])
+
+
+def distributions_figure(patients: pd.DataFrame, markers: list[str], by: str | None = None) -> plt.Figure:
+    """One histogram per marker, stacked by ``by`` (e.g. the WHO group) when given."""
+    n = len(markers)
+    cols = min(n, 3)
+    rows = int(np.ceil(n / cols))
+    fig, axes = plt.subplots(rows, cols, figsize=(4.2 * cols, 3.2 * rows), squeeze=False)
+    for ax, marker in zip(axes.flat, markers, strict=False):
+        values = pd.to_numeric(patients[marker], errors="coerce")
+        if by and by in patients.columns:
+            groups = [(str(g), values[patients[by] == g].dropna()) for g in pd.unique(patients[by].dropna())]
+            groups = [(g, v) for g, v in groups if len(v)]
+            ax.hist([v for _, v in groups], bins=12, stacked=True, label=[g for g, _ in groups])
+            if groups:
+                ax.legend(fontsize=7)
+        else:
+            ax.hist(values.dropna(), bins=12, color="#456")
+        ax.set_xlabel(marker)
+        ax.set_ylabel("exams")
+    for ax in list(axes.flat)[n:]:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def cohort_report(result: CohortResult) -> HtmlReport:
+    """Build the cohort summary page (one self-contained HTML file)."""
+    rep = HtmlReport("Cohort summary")
+    patients = result.patients
+    rep.paragraph(f"{result.counts['total']} exams; outputs per exam in sub-XX[/ses-YY]/, cohort tables in "
+                  "cohort_vertebrae.tsv and cohort_patients.tsv (input of `osteomri study`).")
+    rep.heading("Counts")
+    rep.table(counts_table(result))
+    rep.heading("Failures")
+    if result.errors.empty:
+        rep.paragraph("No exam failed.")
+    else:
+        rep.paragraph(f"{result.errors['exam'].nunique()} exam(s) with errors; all are listed in errors.tsv.",
+                      css_class="error")
+        by_stage = result.errors.groupby("stage").size().rename("errors").reset_index()
+        rep.table(by_stage, caption="Errors per stage")
+        rep.table(result.errors.head(MAX_ERROR_ROWS), caption="Error records (first "
+                  f"{min(len(result.errors), MAX_ERROR_ROWS)})")
+    rep.heading("QC flags")
+    qc = qc_table(patients) if not patients.empty else pd.DataFrame()
+    if qc.empty:
+        rep.paragraph("No stage reported QC flags.")
+    else:
+        rep.table(qc)
+    rep.heading("Distributions")
+    markers = marker_columns(patients) if not patients.empty else []
+    if markers:
+        summary = patients[markers].describe().T[["count", "mean", "std", "min", "50%", "max"]]
+        rep.table(summary.reset_index().rename(columns={"index": "marker (L1–L4 mean)"}))
+        by = "who_group" if "who_group" in patients.columns else None
+        rep.figure(distributions_figure(patients, markers, by),
+                   caption="Per-patient markers" + (" by WHO group" if by else ""))
+    else:
+        rep.paragraph("No per-vertebra measurements yet (the measurement stage did not run): no marker to show.",
+                      css_class="note")
+    seconds = pd.Series([o.seconds for o in result.outcomes if o.status in ("done", "failed")], dtype=float)
+    if len(seconds):
+        rep.heading("Timing")
+        rep.table(pd.DataFrame([("exams processed", len(seconds)), ("median seconds per exam", seconds.median()),
+                                ("max seconds per exam", seconds.max()), ("wall seconds of the run", result.seconds)],
+                               columns=["", "value"]))
+    rep.provenance(provenance("osteomri cohort run", {"exams": result.counts["total"]}))
+    return rep
