@@ -21,7 +21,7 @@ import numpy as np
 from osteomri.io.nifti import save_nifti
 from osteomri.io.provenance import atomic_path, write_json_atomic
 from osteomri.pipeline.spec import ExamResult, ExamSpec
-from osteomri.pipeline.stages import MAP_OUTPUTS
+from osteomri.pipeline.stages import output_spec
 
 
 def _plain(obj: Any) -> Any:
@@ -51,7 +51,7 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
     stem = result.exam_id
     written: dict[str, Path] = {}
     for key, image in result.maps.items():
-        suffix, units, description = MAP_OUTPUTS.get(key, (key, image.meta.get("Units", ""), key))
+        suffix, units, description = output_spec(key)
         sidecar = {"Units": units, "Description": description, "Provenance": result.provenance}
         written[key] = save_nifti(image, folder / f"{stem}_{suffix}.nii.gz", sidecar=sidecar)
     if result.vertebrae is not None:

@@ -36,6 +36,26 @@ MAP_OUTPUTS: dict[str, tuple[str, str, str]] = {
     "ivim_residual": ("desc-ivim_residual", "fraction", "relative IVIM fit residual"),
 }
 
+
+
+def output_spec(key: str) -> tuple[str, str, str]:
+    """(file suffix, units, description) of an output map; ``<map>_sd`` posterior SDs get ``desc-sd_<suffix>``."""
+    if key in MAP_OUTPUTS:
+        return MAP_OUTPUTS[key]
+    if key.endswith("_sd") and key[:-3] in MAP_OUTPUTS:
+        suffix, units, description = MAP_OUTPUTS[key[:-3]]
+        return f"desc-sd_{suffix}", units, f"posterior standard deviation of {description}"
+    return key, "", key
+
+
+def signal_mask(reference: np.ndarray, fraction_of_p99: float = 0.05) -> np.ndarray:
+    """Voxels whose reference (lowest-b) signal exceeds ``fraction_of_p99`` of its 99th percentile (not air)."""
+    ref = np.abs(np.nan_to_num(np.asarray(reference, dtype=float)))
+    if not (ref > 0).any():
+        raise InputError("reference image has no signal (all zero or NaN)")
+    return ref > fraction_of_p99 * np.percentile(ref[ref > 0], 99)
+
+
 # Maps that the measurement layer summarises per vertebra.
 MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s")
 
@@ -92,9 +112,8 @@ def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
     maps = fit.maps()
     for key, arr in maps.items():
         out_key = "waterfat_residual" if key == "residual" else key
-        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=MAP_OUTPUTS.get(out_key, ("", "", ""))[1])
-        for k in ("EchoTime",):
-            ctx.result.maps[out_key].meta.pop(k, None)
+        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=output_spec(out_key)[1])
+        ctx.result.maps[out_key].meta.pop("EchoTime", None)
     qc = getattr(fit, "qc", None)
     if isinstance(qc, dict):
         ctx.result.qc.update({f"waterfat_{k}": v for k, v in qc.items()})
@@ -150,12 +169,13 @@ def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
     _check_finite(img, "DWI")
     bvals = _bvalues(spec, img)
     opts = _opts(spec, "ivim")
-    fit = IvimModel(bvals, **opts).fit(img.data)
+    mask = signal_mask(img.data[..., int(np.argmin(bvals))])
+    fit = IvimModel(bvals, **opts).fit(img.data, mask=mask)
     for key, arr in fit.maps().items():
         out_key = "ivim_residual" if key == "residual" else key
-        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=MAP_OUTPUTS.get(out_key, ("", "", ""))[1])
+        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=output_spec(out_key)[1])
         ctx.result.maps[out_key].meta.pop("bvalues", None)
-    return f"{len(bvals)} b-values, method {opts.get('method', 'default')}"
+    return f"{len(bvals)} b-values, method {opts.get('method', 'default')}, {int(mask.sum())} voxels"
 
 
 def _bvalues(spec: ExamSpec, dwi: Image) -> np.ndarray:

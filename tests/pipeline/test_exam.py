@@ -95,3 +95,26 @@ def test_vendor_dicom_pdff_series_enters_the_pipeline(tmp_path, dicom_factory):
     assert result.ok, result.errors()
     back = load_nifti(tmp_path / "out" / "sub-08" / "sub-08_pdff.nii.gz")
     np.testing.assert_allclose(back.data, ff, atol=0.05 + 1e-5)
+
+
+def test_ivim_stage_fits_only_signal_voxels_and_recovers_marrow(tmp_path, phantom):
+    from osteomri.phantom import synthesize_dwi
+
+    b = (0, 10, 20, 50, 100, 200, 400, 600, 800)
+    dwi = synthesize_dwi(phantom, b, snr=400, seed=1)
+    result = run_exam(ExamSpec("sub-10", dwi=dwi, bvals=list(b)), out_dir=tmp_path)
+    assert result.ok, result.errors()
+    d = result.maps["d_mm2_s"].data
+    assert np.isnan(d[phantom.tissues.data == 0]).all(), "air is not fitted"
+    truth = phantom.truth.set_index("level").loc["L3"]
+    l3 = phantom.level_mask("L3")
+    assert np.nanmedian(d[l3]) == pytest.approx(truth["d_mm2_s"], rel=0.05)
+    assert np.nanmedian(result.maps["f"].data[l3]) == pytest.approx(truth["f"], abs=0.02)
+    assert (tmp_path / "sub-10" / "sub-10_perfusionfraction.nii.gz").exists()
+
+
+def test_output_names_for_posterior_sd_maps():
+    from osteomri.pipeline.stages import output_spec
+
+    assert output_spec("f_sd")[0] == "desc-sd_perfusionfraction"
+    assert output_spec("pdff_percent") == ("pdff", "percent", "proton-density fat fraction")
