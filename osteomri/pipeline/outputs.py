@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import pandas as pd
 
 from osteomri.io.nifti import save_nifti
 from osteomri.io.provenance import atomic_path, write_json_atomic
@@ -25,6 +26,8 @@ from osteomri.pipeline.stages import output_spec
 
 
 def _plain(obj: Any) -> Any:
+    if isinstance(obj, pd.DataFrame):
+        return _plain(obj.to_dict(orient="records"))
     if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
         return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
     if isinstance(obj, dict):

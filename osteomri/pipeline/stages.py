@@ -214,6 +214,30 @@ def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
     return f"VBQ = {float(value):.3f}"
 
 
+def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
+    """Risk estimate: the L1–L5 mean PDFF and R2* against the seed study's published cut-offs."""
+    from osteomri.stats.screening import PUBLISHED_CUTOFFS, SEED_STUDY_PREVALENCE, screen_markers
+
+    table = ctx.result.vertebrae
+    if table is None or not len(table):
+        raise InputError("no per-vertebra table to screen (the measure stage did not succeed)")
+    lumbar = table[table["level"].isin(["L1", "L2", "L3", "L4", "L5"])]
+    values = {m: float(lumbar.loc[lumbar["map"] == m, "mean"].mean()) for m in PUBLISHED_CUTOFFS
+              if (lumbar["map"] == m).any()}
+    if not values:
+        raise InputError("no PDFF or R2* measured in L1–L5: nothing to compare with the published cut-offs")
+    opts = _opts(spec, "screening")
+    screen = screen_markers(values, opts.get("pretest_probability", SEED_STUDY_PREVALENCE))
+    field = ctx.images["megre"].meta.get("MagneticFieldStrength") if "megre" in ctx.images else None
+    screen["levels"] = ",".join(sorted(lumbar["level"].unique()))
+    screen["field_strength_t"] = field
+    screen["applicability"] = ("protocol matches (3 T)" if field is not None and abs(float(field) - 3.0) < 0.2
+                               else "extrapolated: cut-offs were derived at 3 T (R2* scales with B0)")
+    ctx.result.scores["osteoporosis_screen"] = screen
+    flags = [f"{r.marker} {'positive' if r.positive else 'negative'}" for r in screen.itertuples()]
+    return "; ".join(flags)
+
+
 STAGES: tuple[Stage, ...] = (
     Stage("waterfat", lambda s: s.megre is not None, ("osteomri.waterfat",), run_waterfat),
     Stage("vendor_maps", lambda s: s.megre is None and (s.pdff is not None or s.r2star is not None),
@@ -222,4 +246,6 @@ STAGES: tuple[Stage, ...] = (
     Stage("ivim", lambda s: s.dwi is not None, ("osteomri.ivim", "osteomri.io.bvals"), run_ivim),
     Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure),
     Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq),
+    Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
+          ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening),
 )

@@ -71,6 +71,9 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
     if result.scores:
         rep.heading("Scores")
         for name, score in result.scores.items():
+            if isinstance(score, pd.DataFrame):
+                rep.table(score, caption=name.replace("_", " "), float_format="{:.4g}")
+                continue
             d = {k: v for k, v in _as_dict(score).items() if not isinstance(v, (pd.DataFrame, list, dict))}
             rep.table(pd.DataFrame({"quantity": list(d), "value": [str(v) for v in d.values()]}), caption=name)
     if result.clinical:

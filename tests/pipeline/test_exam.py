@@ -118,3 +118,26 @@ def test_output_names_for_posterior_sd_maps():
 
     assert output_spec("f_sd")[0] == "desc-sd_perfusionfraction"
     assert output_spec("pdff_percent") == ("pdff", "percent", "proton-density fat fraction")
+
+
+def test_screening_stage_uses_the_l1_l5_mean():
+    from osteomri.pipeline.spec import ExamResult
+    from osteomri.pipeline.stages import ExamContext, run_screening
+    from osteomri.stats.screening import PUBLISHED_CUTOFFS
+
+    levels = ["L1", "L2", "L3", "L4", "L5", "T12"]
+    ff = [50.0, 55.0, 60.0, 62.0, 58.0, 99.0]  # T12 must not count: L1-L5 mean 57.0 > 56.09
+    table = pd.DataFrame({"exam": "sub-1", "level": levels * 2, "map": ["pdff_percent"] * 6 + ["r2star_hz"] * 6,
+                          "mean": ff + [150.0] * 6})
+    spec = ExamSpec("sub-1", pdff="x")
+    ctx = ExamContext(spec=spec, result=ExamResult("sub-1", vertebrae=table), images={})
+    message = run_screening(spec, ctx)
+    screen = ctx.result.scores["osteoporosis_screen"].set_index("marker")
+    assert screen.loc["pdff_percent", "value"] == pytest.approx(57.0)
+    assert bool(screen.loc["pdff_percent", "positive"]) and not bool(screen.loc["r2star_hz", "positive"])
+    assert screen.loc["pdff_percent", "cutoff"] == PUBLISHED_CUTOFFS["pdff_percent"].cutoff
+    assert "extrapolated" in screen.loc["pdff_percent", "applicability"]  # field strength unknown
+    assert "pdff_percent positive" in message
+    ctx.result.vertebrae = table[table["level"] == "T12"]
+    with pytest.raises(InputError, match="no PDFF or R2"):
+        run_screening(spec, ctx)
