@@ -214,14 +214,15 @@ def _publish(staging: Path, final: Path, tmp_dir: Path) -> None:
 # --- the driver (runs on the client) --------------------------------------------------------------------
 
 @contextlib.contextmanager
-def dask_client(scheduler: str | None = None, workers: int = 2, memory_limit: str | float | None = "auto"):
-    """A ``dask.distributed.Client``: to ``scheduler`` if given, else to a fresh LocalCluster of ``workers``
-    processes with one thread each (closed on exit)."""
+def dask_client(scheduler: str | None = None, workers: int = 2, memory_limit: str | float | None = "auto",
+                connect_timeout: float = 30.0):
+    """A ``dask.distributed.Client``: to ``scheduler`` if given (waiting ``connect_timeout`` seconds at most),
+    else to a fresh LocalCluster of ``workers`` processes with one thread each (closed on exit)."""
     from distributed import Client, LocalCluster
 
     if scheduler:
         try:
-            client = Client(scheduler, timeout="30s")
+            client = Client(scheduler, timeout=f"{connect_timeout}s")
         except (OSError, TimeoutError) as exc:
             raise InputError(f"cannot reach the Dask scheduler at {scheduler}: {exc}") from None
         with client:
@@ -247,6 +248,7 @@ def run_cohort(
     report: bool = True,
     label_preset: str = "spineps",
     roi: str = "paper",
+    connect_timeout: float = 30.0,
 ) -> CohortResult:
     """Run every exam of ``exams`` (a dataset folder/manifest, or ExamSpecs) and write the cohort outputs.
 
@@ -274,7 +276,7 @@ def run_cohort(
     if client is not None:
         outcomes = _map_exams(client, specs, out_dir, retries, retry_failed, progress)
     else:
-        with dask_client(scheduler, workers) as c:
+        with dask_client(scheduler, workers, connect_timeout=connect_timeout) as c:
             outcomes = _map_exams(c, specs, out_dir, retries, retry_failed, progress)
     shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
     return finish_cohort(specs, outcomes, out_dir, dataset_name=dataset_name, seconds=time.perf_counter() - t0,

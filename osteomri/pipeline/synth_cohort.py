@@ -29,7 +29,7 @@ import pandas as pd
 
 from osteomri.errors import InputError
 from osteomri.io.nifti import save_nifti
-from osteomri.io.provenance import provenance, write_json_atomic
+from osteomri.io.provenance import atomic_path, provenance, write_json_atomic
 from osteomri.phantom import LUMBAR_LEVELS, make_spine_phantom, synthesize_dwi, synthesize_megre, synthesize_t1w
 from osteomri.pipeline.outputs import write_tsv_atomic
 
@@ -128,7 +128,7 @@ def write_synthetic_cohort(
             save_nifti(synthesize_dwi(ph, SYNTH_BVALUES, seed=exam_seed), dwi / f"{exam}_dwi.nii.gz", sidecar=prov)
             (dwi / f"{exam}_dwi.bval").write_text(" ".join(str(b) for b in SYNTH_BVALUES) + "\n")
         save_nifti(ph.levels, anat / f"{exam}_seg-vert_msk.nii.gz", sidecar=prov, dtype=np.int16)
-        write_tsv_atomic(ph.truth, out / "derivatives" / "phantom-truth" / exam / "anat" / f"{exam}_truth.tsv")
+        _write_truth(ph.truth, out / "derivatives" / "phantom-truth" / exam / "anat" / f"{exam}_truth.tsv")
         core = ph.truth.set_index("level").loc[["L1", "L2", "L3", "L4"]]
         truth_rows.append({"exam": exam, **{k: float(core[k].mean()) for k in ("pdff_percent", "r2star_hz")}})
     participants = cohort[["exam", *CLINICAL_COLUMNS]].rename(columns={"exam": "participant_id"})
@@ -147,7 +147,13 @@ def write_synthetic_cohort(
         "Name": "osteomri synthetic phantom cohort", "BIDSVersion": "1.9.0", "DatasetType": "raw",
         "GeneratedBy": [{"Name": "osteomri cohort synth", "Version": prov["Provenance"]["version"]}]})
     truth = pd.DataFrame(truth_rows)
-    write_tsv_atomic(truth, out / "derivatives" / "phantom-truth" / "truth_patients.tsv")
+    _write_truth(truth, out / "derivatives" / "phantom-truth" / "truth_patients.tsv")
     (out / "derivatives" / "phantom-truth" / "dataset_description.json").write_text(json.dumps(
         {"Name": "phantom truth", "DatasetType": "derivative", "GeneratedBy": [{"Name": "osteomri"}]}) + "\n")
     return truth
+
+
+def _write_truth(table: pd.DataFrame, path: Path) -> None:
+    """Truth tables keep full precision (the maps are compared against them)."""
+    with atomic_path(path) as tmp:
+        table.to_csv(tmp, sep="\t", index=False, float_format="%.12g")
