@@ -55,8 +55,10 @@ def discover_exams(
     roi: str = "paper",
     options: dict[str, dict[str, Any]] | None = None,
 ) -> list[ExamSpec]:
-    """The exams of ``dataset`` (a BIDS-like folder or a manifest ``.csv``/``.tsv``), sorted by exam id."""
-    path = Path(dataset)
+    """The exams of ``dataset`` (a BIDS-like folder or a manifest ``.csv``/``.tsv``), sorted by exam id.
+
+    Input paths are absolute, so that workers with another working directory find them."""
+    path = Path(dataset).expanduser().absolute()
     if not path.exists():
         raise InputError(f"dataset not found: {path}")
     if path.is_dir():

@@ -248,3 +248,21 @@ def test_killed_worker_loses_no_exam(client, dataset, tmp_path):
     assert len(pd.read_csv(out / "cohort_patients.tsv", sep="\t")) == N_EXAMS
     assert not (out / TMP_DIR).exists()
     client.wait_for_workers(2, timeout=60)  # the nanny restarted it
+
+
+def test_megre_exams_through_the_cohort_match_truth(client, tmp_path):
+    """The default synthetic modality: water-fat fitting of the phantom MEGRE on the workers."""
+    ds = tmp_path / "ds"
+    write_synthetic_cohort(ds, 2, seed=7, modalities=("megre",))
+    result = run_cohort(ds, tmp_path / "out", client=client, report=False)
+    stages = {o.exam_id: pd.read_csv(tmp_path / "out" / o.exam_id / f"{o.exam_id}_stages.tsv", sep="\t")
+              .set_index("stage") for o in result.outcomes}
+    for exam, table in stages.items():
+        if table.loc["waterfat", "status"] == "not_available":
+            pytest.skip("water-fat stage not built")
+        assert table.loc["waterfat", "status"] == "done", table
+        ph, truth = _truth_phantom(ds, exam)
+        for key, suffix, tol in (("pdff_percent", "pdff", 2.0), ("r2star_hz", "r2star", 10.0)):
+            fitted = load_nifti(tmp_path / "out" / exam / f"{exam}_{suffix}.nii.gz").data
+            for level in LUMBAR_LEVELS:  # SNR 50: the marrow median is within a few units of the truth
+                assert np.median(fitted[ph.level_mask(level)]) == pytest.approx(truth.loc[level, key], abs=tol)
