@@ -1,0 +1,44 @@
+"""Vertebral measurement: label maps, ROI placement, per-vertebra statistics, VBQ and M-score.
+
+Modules: :mod:`~osteomri.vertebrae.labels` (segmenter presets → :class:`VertebraLabels`),
+:mod:`~osteomri.vertebrae.geometry` (per-vertebra frames from the affine), :mod:`~osteomri.vertebrae.rois`
+(``body``, ``paper``, ``reader``, ``seed``), :mod:`~osteomri.vertebrae.measure` (tidy long table, reader
+averaging and agreement, wide summary), :mod:`~osteomri.vertebrae.scores` (VBQ, M-score),
+:mod:`~osteomri.vertebrae.qc` (ROI overlay figures).
+
+Stable API for the pipeline and the reports::
+
+    measure_vertebrae(maps, labels, preset, roi="paper", exam="", **options) -> DataFrame (long)
+    summarize_levels(long) -> DataFrame (one row per exam, L1–L4 / L1–L5 means)
+    measure_readers(maps, labels, readers, preset) -> ReaderMeasurement (per reader, averaged, ICC, BA)
+    vbq_score(t1w, labels, preset, ...) -> VBQResult
+    m_score(t1w, labels, reference_mean, reference_sd, ...) -> MScoreResult
+    rois_for(image, labels, preset, roi) -> RoiSet;  qc_figure(map_image, rois, map_name) -> Figure
+"""
+
+from osteomri.vertebrae.labels import PRESETS, LabelPreset, VertebraLabels, phantom_labels, resolve_labels
+from osteomri.vertebrae.measure import (
+    LONG_COLUMNS,
+    ReaderMeasurement,
+    measure_readers,
+    measure_vertebrae,
+    roi_statistics,
+    rois_for,
+    summarize_levels,
+)
+from osteomri.vertebrae.rois import RoiSet
+from osteomri.vertebrae.scores import MScoreResult, VBQResult, m_score, vbq_score
+
+
+def qc_figure(*args, **kwargs):
+    """See :func:`osteomri.vertebrae.qc.qc_figure` (imported lazily: matplotlib)."""
+    from osteomri.vertebrae.qc import qc_figure as _qc
+
+    return _qc(*args, **kwargs)
+
+
+__all__ = [
+    "LONG_COLUMNS", "PRESETS", "LabelPreset", "MScoreResult", "ReaderMeasurement", "RoiSet", "VBQResult",
+    "VertebraLabels", "m_score", "measure_readers", "measure_vertebrae", "phantom_labels", "qc_figure",
+    "resolve_labels", "roi_statistics", "rois_for", "summarize_levels", "vbq_score",
+]
