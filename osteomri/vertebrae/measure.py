@@ -239,7 +239,7 @@ def _agreement(per_reader: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object
         if grp["target"].nunique() < 3:
             continue
         tab = icc(grp, "target", "reader", "mean")
-        icc_rows.append(tab.reset_index().rename(columns={"index": "type"}).assign(map=map_name))
+        icc_rows.append(tab.assign(map=map_name))
         wide = grp.pivot(index="target", columns="reader", values="mean")
         ba[map_name] = bland_altman(wide[names[0]], wide[names[1]])
     icc_tab = pd.concat(icc_rows, ignore_index=True) if icc_rows else pd.DataFrame()
