@@ -83,7 +83,7 @@ def csf_roi(labels: VertebraLabels, geometry: BodyGeometry, csf: str = "auto",
 
     ``csf="label"``: canal label minus cord, within the middle ``height_fraction`` of the body height, inset by
     ``margin_mm`` in-plane. ``"auto"`` (placed): the band ``offset_mm`` (near, far) behind the posterior wall of
-    the body, same height, outside every labelled structure. ``"auto"`` uses the label when the preset has a
+    the body, same height, outside every labelled vertebra and the cord. ``"auto"`` uses the label when the preset has a
     canal. Raises :class:`InputError` when the ROI is empty.
     """
     frame = geometry.frame
@@ -115,6 +115,8 @@ def csf_roi(labels: VertebraLabels, geometry: BodyGeometry, csf: str = "auto",
         if not 0 <= near < far:
             raise InputError(f"CSF offset_mm must be (near, far) with 0 <= near < far, got {offset_mm}")
         free = labels.level_map[tuple(idx.T)] == 0
+        if labels.cord is not None:
+            free &= ~labels.cord[tuple(idx.T)]
         keep = band & free & (v <= geometry.v_post - near) & (v >= geometry.v_post - far)
         source = f"placed {near:g}-{far:g} mm behind the posterior wall"
     else:

@@ -1,0 +1,35 @@
+"""QC figures: the mid-sagittal slice with each level's ROI outlined and labelled."""
+
+from __future__ import annotations
+
+import matplotlib.pyplot as plt
+import numpy as np
+
+from osteomri.vertebrae import phantom_labels, qc_figure, rois_for
+from osteomri.vertebrae.qc import save_qc_figures
+
+from .conftest import reorient
+
+
+def test_qc_figure_outlines_and_labels_each_level(phantom, tmp_path):
+    labels = phantom_labels(phantom, "spineps")
+    pdff = phantom.maps["pdff_percent"]
+    rois = rois_for(pdff, labels, "spineps", "paper")
+    fig = qc_figure(pdff, rois, "pdff_percent")
+    ax = fig.axes[0]
+    assert sorted(t.get_text() for t in ax.texts) == sorted(rois.levels)
+    assert len(ax.collections) >= len(rois.levels)  # one contour set per level
+    # the image shown is the mid-sagittal slice, superior up and anterior left
+    shown = ax.images[0].get_array()
+    expected = np.asarray(pdff.data)[rois.sagittal_index()].T[::-1, ::-1]
+    np.testing.assert_array_equal(np.asarray(shown), expected)
+    plt.close(fig)
+    # the same picture from a P,I,R-stored copy
+    perm, flips = (1, 2, 0), (True, True, False)
+    pdff2 = reorient(pdff, perm, flips)
+    fig2 = qc_figure(pdff2, rois_for(pdff2, reorient(labels, perm, flips), "spineps", "paper"), "pdff_percent")
+    np.testing.assert_array_equal(np.asarray(fig2.axes[0].images[0].get_array()), expected)
+    plt.close(fig2)
+    paths = save_qc_figures({"pdff_percent": pdff, "r2star_hz": phantom.maps["r2star_hz"]}, rois, tmp_path, "sub-01")
+    for p in paths.values():
+        assert p.exists() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
