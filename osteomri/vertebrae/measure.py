@@ -19,6 +19,7 @@ once per distinct grid.
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -238,10 +239,12 @@ def _agreement(per_reader: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object
         grp = grp.assign(target=grp["exam"].astype(str) + "/" + grp["level"].astype(str))
         if grp["target"].nunique() < 3:
             continue
-        tab = icc(grp, "target", "reader", "mean")
-        icc_rows.append(tab.assign(map=map_name))
-        wide = grp.pivot(index="target", columns="reader", values="mean")
-        ba[map_name] = bland_altman(wide[names[0]], wide[names[1]])
+        try:
+            icc_rows.append(icc(grp, "target", "reader", "mean").assign(map=map_name))
+            wide = grp.pivot(index="target", columns="reader", values="mean")
+            ba[map_name] = bland_altman(wide[names[0]], wide[names[1]])
+        except InputError as exc:  # e.g. identical readings: agreement undefined, measurements still valid
+            warnings.warn(f"reader agreement of {map_name}: {exc}", stacklevel=3)
     icc_tab = pd.concat(icc_rows, ignore_index=True) if icc_rows else pd.DataFrame()
     return icc_tab, ba
 
