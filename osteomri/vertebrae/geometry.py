@@ -102,22 +102,32 @@ def bbox_slices(mask: np.ndarray, pad: int = 1) -> tuple[slice, ...]:
 
 
 def inner_distance_mm(mask: np.ndarray, spacing_mm: np.ndarray) -> np.ndarray:
-    """Distance (mm) of each voxel of ``mask`` to the nearest voxel outside it; the array edge counts as outside."""
+    """Distance (mm) from each voxel centre of ``mask`` to the mask's surface; the array edge counts as outside.
+
+    The surface lies between the last voxel inside and the nearest voxel outside: the Euclidean distance to
+    that outside voxel's centre minus half the voxel's extent along the same direction (half a voxel for a
+    face neighbour), so oblique distances on anisotropic grids are not overestimated.
+    """
     out = np.zeros(mask.shape, dtype=float)
     if not mask.any():
         return out
+    spacing = np.asarray(spacing_mm, dtype=float)
     box = bbox_slices(mask, pad=0)
     sub = np.pad(mask[box], 1)
-    d = ndimage.distance_transform_edt(sub, sampling=spacing_mm)
-    out[box] = d[tuple(slice(1, -1) for _ in range(mask.ndim))]
+    d, nearest = ndimage.distance_transform_edt(sub, sampling=spacing, return_indices=True)
+    delta = (nearest - np.indices(sub.shape)) * spacing.reshape((-1,) + (1,) * sub.ndim)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        half = 0.5 * (np.abs(delta) * spacing.reshape((-1,) + (1,) * sub.ndim)).sum(axis=0) / np.where(d > 0, d, 1)
+    surface = np.where(sub, d - half, 0.0)
+    out[box] = surface[tuple(slice(1, -1) for _ in range(mask.ndim))]
     return out
 
 
 def interior(mask: np.ndarray, spacing_mm: np.ndarray, margin_mm: float) -> np.ndarray:
-    """Voxels of ``mask`` at least one voxel (face-connected erosion) and more than ``margin_mm`` from its outside.
+    """Voxels of ``mask`` at least one voxel (face-connected erosion) and more than ``margin_mm`` from its surface.
 
     The one-voxel erosion removes the boundary layer whatever the voxel size (partial volume with cortex and
-    endplates on thick slices); the distance (mm, :func:`inner_distance_mm`) handles anisotropic voxels.
+    endplates on thick slices); the surface distance (mm, :func:`inner_distance_mm`) handles anisotropic voxels.
     """
     if not mask.any():
         return mask.copy()

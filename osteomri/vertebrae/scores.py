@@ -77,12 +77,12 @@ def _image2d(t1w: Image) -> np.ndarray:
 
 
 def csf_roi(labels: VertebraLabels, geometry: BodyGeometry, csf: str = "auto",
-            offset_mm: tuple[float, float] = (2.0, 8.0), height_fraction: float = 0.6,
+            offset_mm: tuple[float, float] = (3.0, 9.0), height_fraction: float = 0.6,
             margin_mm: float = 1.0) -> tuple[np.ndarray, str]:
     """The CSF ROI at one level (L3 for VBQ) on that vertebra's mid-sagittal slice.
 
     ``csf="label"``: canal label minus cord, within the middle ``height_fraction`` of the body height, inset by
-    ``margin_mm`` in-plane. ``"auto"`` (placed): the band ``offset_mm`` (near, far) behind the posterior wall of
+    ``margin_mm`` in-plane. ``"auto"`` (placed): the band ``offset_mm`` (near, far) behind the posterior surface of
     the body, same height, outside every labelled vertebra and the cord. ``"auto"`` uses the label when the preset has a
     canal. Raises :class:`InputError` when the ROI is empty.
     """
@@ -117,7 +117,11 @@ def csf_roi(labels: VertebraLabels, geometry: BodyGeometry, csf: str = "auto",
         free = labels.level_map[tuple(idx.T)] == 0
         if labels.cord is not None:
             free &= ~labels.cord[tuple(idx.T)]
-        keep = band & free & (v <= geometry.v_post - near) & (v >= geometry.v_post - far)
+        # the posterior surface lies half a voxel (along the AP direction) behind the last body voxel centre
+        sp = slice_spacing_mm(labels.affine)
+        half_voxel = 0.5 * float(np.abs(np.linalg.inv(labels.affine[:3, :3] / sp) @ frame.ap) @ sp)
+        wall = geometry.v_post - half_voxel
+        keep = band & free & (v <= wall - near) & (v >= wall - far)
         source = f"placed {near:g}-{far:g} mm behind the posterior wall"
     else:
         raise InputError(f"csf must be 'auto', 'label' or 'placed', got {csf!r}")
@@ -138,7 +142,7 @@ def vbq_score(
     csf: str = "auto",
     csf_level: str = "L3",
     levels: tuple[str, ...] = VBQ_LEVELS,
-    csf_offset_mm: tuple[float, float] = (2.0, 8.0),
+    csf_offset_mm: tuple[float, float] = (3.0, 9.0),
     **options,
 ) -> VBQResult:
     """Vertebral bone quality score (Ehresman et al. 2020) of a T1-weighted image.

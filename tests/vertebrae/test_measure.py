@@ -239,3 +239,21 @@ def test_reader_roi_errors(phantom):
     one[phantom.level_mask("L3")] = LEVEL_CODES["L3"]
     with pytest.raises(UnknownLabelError, match="no ROI for level"):
         measure_readers(_maps(phantom), labels, {"A": Image(one, phantom.affine)})
+
+
+@pytest.mark.parametrize("shape,voxel_mm", [((16, 128, 160), (3.0, 1.6, 1.8)),  # the demo grid
+                                            ((10, 96, 128), (4.0, 2.2, 2.25))])  # the small demo grid
+def test_demo_grids_with_strong_lordosis(shape, voxel_mm):
+    """Tilted vertebral frames on anisotropic voxels: no cortex voxel enters the body ROI (oblique distances)."""
+    from osteomri.phantom import make_spine_phantom
+    from osteomri.vertebrae import vbq_score
+
+    ph = make_spine_phantom(shape=shape, voxel_size_mm=voxel_mm, seed=5, lordosis_mm=12.0)
+    labels = phantom_labels(ph, "spineps")
+    truth = ph.truth.set_index("level")
+    for roi in ("body", "paper"):
+        _assert_truth(measure_vertebrae(_maps(ph), labels, "spineps", roi), truth)
+        rois = rois_for(ph.maps["pdff_percent"], labels, "spineps", roi)
+        for level in LUMBAR:
+            assert (ph.tissues.data[rois.masks[level]] == TISSUES["marrow"]).all()
+    assert vbq_score(ph.maps["t1w_signal"], labels).value == pytest.approx(ph.vbq_truth, rel=1e-9)
