@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import importlib.util
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -17,8 +18,9 @@ from osteomri.vertebrae.rois import load_reader_roi
 hd = pytest.importorskip("highdicom")
 _spec = importlib.util.spec_from_file_location("dicom_factory",
                                                Path(__file__).resolve().parents[1] / "io" / "dicom_factory.py")
-dicom_factory = importlib.util.module_from_spec(_spec)
-_spec.loader.exec_module(dicom_factory)
+dicom_factory = sys.modules.setdefault("dicom_factory", importlib.util.module_from_spec(_spec))
+if not hasattr(dicom_factory, "Geometry"):
+    _spec.loader.exec_module(dicom_factory)  # dataclasses need the module registered in sys.modules
 
 
 def _write_seg(tmp_path: Path, labels: list[str]) -> tuple[Path, Path, np.ndarray]:
