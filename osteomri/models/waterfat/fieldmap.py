@@ -114,8 +114,22 @@ def _min_cut_source_side(n: int, src_cap: np.ndarray, snk_cap: np.ndarray, i: np
     return side[:n]
 
 
+def _destination(data: np.ndarray, labels: np.ndarray, alpha: int, n_lab: int, circular: bool,
+                 window: int) -> np.ndarray:
+    """Per-voxel destination of a jump: the lowest data cost within ``window`` labels of ``label + alpha``.
+
+    A voxel-specific destination lets one move shift a whole region onto its alias minimum even where the
+    alias spacing varies (multi-peak fat, R2*), which exact-size jump moves cannot.
+    """
+    offsets = np.arange(-window, window + 1)
+    cand = labels[:, None] + alpha + offsets[None, :]
+    cand = cand % n_lab if circular else np.clip(cand, 0, n_lab - 1)
+    cost = np.take_along_axis(data, cand, axis=1) + 1e-9 * np.abs(offsets)[None, :]
+    return np.take_along_axis(cand, cost.argmin(axis=1)[:, None], axis=1)[:, 0]
+
+
 def jump_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tuple,
-               jumps: list[int], sweeps: int = 2) -> np.ndarray:
+               jumps: list[int], sweeps: int = 4) -> np.ndarray:
     """Minimise the MRF energy by graph-cut jump moves (Hernando et al. 2010), each a binary min-cut."""
     n_lab = grid.values_hz.size
     g = grid.values_hz
@@ -126,13 +140,11 @@ def jump_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tup
     for _ in range(sweeps):
         improved = False
         for alpha in jumps:
-            new = labels + alpha
+            new = _destination(data, labels, alpha, n_lab, grid.circular, window=abs(alpha) // 6)
             if grid.circular:
-                new %= n_lab
                 valid = np.ones(labels.size, bool)
             else:
-                valid = (new >= 0) & (new < n_lab)
-                new = np.clip(new, 0, n_lab - 1)
+                valid = (labels + alpha >= 0) & (labels + alpha < n_lab)
             u0 = data[rows, labels].astype(float)
             u1 = np.where(valid, data[rows, new], np.inf).astype(float)
             gi0, gi1, gj0, gj1 = g[labels[i]], g[new[i]], g[labels[j]], g[new[j]]
@@ -243,14 +255,27 @@ def regularised_fieldmap_labels(
     graphcut_max_nodes: int = 6000,
     icm_iterations: int = 4,
     min_size: int = 8,
+    prior_hz: np.ndarray | None = None,
 ) -> np.ndarray:
     """Field-map grid label per voxel of ``shape`` (3-D int array), coarse to fine.
+
+    ``prior_hz`` (optional, array of ``shape``): a smooth field the solution is expected to follow. The
+    problem is then solved for the deviation from it ("demodulated"): every voxel's residual curve is shifted
+    by its prior, so block pooling stays sharp and the smoothness term no longer charges the prior's
+    gradients (which otherwise make a shift onto an alias minimum look cheaper than a steep true field).
 
     ``data`` [n_signal, n_labels] residual curves of the voxels ``signal_index``; ``axis_weight`` the
     smoothness weight per axis at the finest level; ``fat_shift_hz`` the main fat-peak frequency (sets the
     graph-cut jump that moves a region between its water- and fat-dominant solutions).
     """
     data = data - data.min(axis=1, keepdims=True)
+    n_lab = grid.values_hz.size
+    shift = None
+    if prior_hz is not None:
+        shift = np.round(np.asarray(prior_hz, float).ravel() / grid.step_hz).astype(int)
+        if grid.circular:
+            shift %= n_lab
+        data = _shift_rows(data, shift[signal_index], grid.circular)
     levels = build_levels(shape, signal_index, data, axis_weight, min_size=min_size)
     n_lab = grid.values_hz.size
     fat_jump = int(round(abs(fat_shift_hz) / grid.step_hz))
@@ -283,4 +308,62 @@ def regularised_fieldmap_labels(
             flat = jump_moves(lev.data, labels.ravel(), grid, edges, jumps)
             labels = flat.reshape(lev.shape)
         labels = icm(lev, labels, grid, n_iter=icm_iterations, signal_index=signal_index_k)
+    if shift is not None:
+        labels = labels.ravel() + shift
+        labels = (labels % n_lab if grid.circular else np.clip(labels, 0, n_lab - 1)).reshape(shape)
     return labels
+
+
+def _shift_rows(data: np.ndarray, shift: np.ndarray, circular: bool) -> np.ndarray:
+    """``out[i, l] = data[i, l + shift[i]]`` (wrapped, or high cost outside a non-circular grid)."""
+    out = np.empty_like(data)
+    n = data.shape[1]
+    high = data.max(axis=1)
+    for value in np.unique(shift):
+        rows = np.flatnonzero(shift == value)
+        block = data[rows]
+        if circular:
+            out[rows] = np.roll(block, -value, axis=1)
+        else:
+            idx = np.arange(n) + value
+            ok = (idx >= 0) & (idx < n)
+            shifted = np.repeat(high[rows, None], n, axis=1)
+            shifted[:, ok] = block[:, idx[ok]]
+            out[rows] = shifted
+    return out
+
+
+def robust_polynomial_field(psi_hz: np.ndarray, weight: np.ndarray, voxel_size_mm: np.ndarray,
+                            degree: int = 2, n_iter: int = 5) -> np.ndarray:
+    """Smooth prior field: a weighted polynomial of ``degree`` in (x, y, z) mm fitted with Tukey-biweight IRLS.
+
+    Regions on a wrong (alias) solution are a minority and are down-weighted as outliers.
+    """
+    shape = psi_hz.shape
+    coords = [np.arange(n) * v for n, v in zip(shape, voxel_size_mm, strict=True)]
+    grids = np.meshgrid(*coords, indexing="ij")
+    axes = [a for a in range(3) if shape[a] > 1]
+    norm = [(grids[a] - grids[a].mean()) / max(np.ptp(grids[a]), 1e-9) for a in axes]
+    terms = [np.ones(shape)]
+    for d in range(1, degree + 1):
+        import itertools
+
+        for combo in itertools.combinations_with_replacement(range(len(axes)), d):
+            t = np.ones(shape)
+            for c in combo:
+                t = t * norm[c]
+            terms.append(t)
+    sel = weight > 0
+    basis = np.stack([t[sel] for t in terms], axis=1)
+    y = psi_hz[sel]
+    w0 = weight[sel] / weight[sel].max()
+    w = w0.copy()
+    coef = np.zeros(basis.shape[1])
+    for _ in range(n_iter):
+        sw = np.sqrt(w)
+        coef = np.linalg.lstsq(basis * sw[:, None], y * sw, rcond=None)[0]
+        r = y - basis @ coef
+        scale = 1.4826 * np.median(np.abs(r)) + 1e-6
+        u = r / (4.685 * scale)
+        w = w0 * np.where(np.abs(u) < 1, (1 - u**2) ** 2, 0.0)
+    return sum(c * t for c, t in zip(coef, terms, strict=True))

@@ -25,7 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from osteomri.errors import InputError
-from osteomri.models.waterfat.fieldmap import regularised_fieldmap_labels
+from osteomri.models.waterfat.fieldmap import regularised_fieldmap_labels, robust_polynomial_field
 from osteomri.models.waterfat.magnitude import fit_magnitude
 from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimination
 from osteomri.models.waterfat.signal import fat_basis, validate_echo_times
@@ -122,6 +122,7 @@ class WaterFatModel:
         r2star_max_hz: float = 500.0,
         n_r2star: int = 9,
         smooth_fieldmap: bool = True,
+        demodulate: bool = True,
         smoothing_size_voxels: int = 3,
         t1_correction: T1Correction | None = None,
         signal_threshold: float = 0.05,
@@ -137,6 +138,7 @@ class WaterFatModel:
         self.voxel_size_mm = np.ones(3) if voxel_size_mm is None else np.asarray(voxel_size_mm, float)
         self.r2star_max_hz = float(r2star_max_hz)
         self.smooth_fieldmap = bool(smooth_fieldmap)
+        self.demodulate = bool(demodulate)
         self.smoothing_size_voxels = int(smoothing_size_voxels)
         self.t1_correction = t1_correction
         self.signal_threshold = float(signal_threshold)
@@ -281,6 +283,16 @@ class WaterFatModel:
         axis_w = (self.voxel_size_mm.min() / self.voxel_size_mm) ** 2
         mu = self.regularisation * energy_med / self.fat_shift_hz**2
         labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz)
+        if self.demodulate:
+            # second pass around a robust smooth fit of the first (see regularised_fieldmap_labels)
+            first = grid.values_hz[labels]
+            if grid.circular:
+                first = self._unwrap(first, signal_vox)
+            weight = np.zeros(first.size)
+            weight[search_index] = (np.abs(sig) ** 2).sum(axis=1)
+            prior = robust_polynomial_field(first, weight.reshape(shape3), self.voxel_size_mm)
+            labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w,
+                                                 self.fat_shift_hz, prior_hz=prior)
         lab = labels.ravel()
         psi_grid = grid.values_hz[lab]
         # refine in the fitted voxels
@@ -288,10 +300,11 @@ class WaterFatModel:
         r2_0 = self.r2_grid[r2_idx[pos, lab[index]]]
         res = fit_complex(flat[index], self.te_s, self.fat_signal, psi_grid[index], r2_0,
                           psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
-        psi_full = psi_grid.astype(float).copy()
-        psi_full[index] = res["fieldmap_hz"]
+        # unwrap the (smooth, everywhere defined) label field first, then add the local refinement
+        psi_full = psi_grid.astype(float)
         if grid.circular:
             psi_full = self._unwrap(psi_full.reshape(shape3), signal_vox).ravel()
+        psi_full[index] += res["fieldmap_hz"] - psi_grid[index]
         if self.smooth_fieldmap:
             weight = np.zeros(psi_full.size)
             weight[index] = (np.abs(res["water"]) + np.abs(res["fat"])) ** 2 / np.maximum(res["residual"], 1e-12)
