@@ -195,9 +195,11 @@ def icm(level: Level, labels: np.ndarray, grid: FieldGrid, n_iter: int = 4,
 
     ``labels``: 3-D int array of the level's shape. At the finest level ``level.data`` holds only the
     voxels in ``signal_index`` (flat indices); the others have no data term and take the label nearest
-    to their neighbours' mean field.
+    to their neighbours' mean field. The smoothness cost of label ``l`` is ``W_i (psi_l - m_i)^2`` with
+    ``W_i`` the summed neighbour weights and ``m_i`` their weighted mean field (exact up to a constant).
     """
-    g = grid.values_hz.astype(np.float64)
+    g = grid.values_hz.astype(np.float32)
+    period = np.float32(grid.period_hz)
     shape = labels.shape
     parity = (np.indices(shape).sum(axis=0) % 2).ravel()
     flat_labels = labels.ravel().copy()
@@ -206,23 +208,26 @@ def icm(level: Level, labels: np.ndarray, grid: FieldGrid, n_iter: int = 4,
     has_data = np.zeros(flat_labels.size, bool)
     has_data[signal_index] = True
     sig_parity = parity[signal_index]
+    split = [(signal_index[sig_parity == par], level.data[sig_parity == par]) for par in (0, 1)]
+    nodata = [np.flatnonzero((parity == par) & ~has_data) for par in (0, 1)]
     for _ in range(n_iter):
         changed = 0
         for par in (0, 1):
-            psi = g[flat_labels].reshape(shape)
+            psi = grid.values_hz[flat_labels].reshape(shape)
             wsum, mean = _neighbour_mean(psi, grid, level.axis_weight)
             wsum, mean = wsum.ravel(), mean.ravel()
-            # voxels with data: full scan over labels
-            sel = sig_parity == par
-            vox = signal_index[sel]
+            vox, dat = split[par]
             if vox.size:
-                cost = level.data[sel] + (wsum[vox, None] * grid.difference(g[None, :], mean[vox, None]) ** 2
-                                          ).astype(np.float32)
-                new = cost.argmin(axis=1)
+                d = g[None, :] - mean[vox, None].astype(np.float32)
+                if grid.circular:
+                    d -= period * np.rint(d / period)
+                d *= d
+                d *= wsum[vox, None].astype(np.float32)
+                d += dat
+                new = d.argmin(axis=1)
                 changed += int((new != flat_labels[vox]).sum())
                 flat_labels[vox] = new
-            # voxels without data: nearest label to the neighbour mean
-            nod = np.flatnonzero((parity == par) & ~has_data)
+            nod = nodata[par]
             if nod.size:
                 m = mean[nod]
                 if grid.circular:
@@ -256,6 +261,7 @@ def regularised_fieldmap_labels(
     icm_iterations: int = 4,
     min_size: int = 8,
     prior_hz: np.ndarray | None = None,
+    stop_level: int = 0,
 ) -> np.ndarray:
     """Field-map grid label per voxel of ``shape`` (3-D int array), coarse to fine.
 
@@ -287,7 +293,8 @@ def regularised_fieldmap_labels(
     if 0 < fat_jump < n_lab:
         jumps += [fat_jump, -fat_jump]
     labels = None
-    for k in range(len(levels) - 1, -1, -1):
+    stop_level = min(stop_level, len(levels) - 1)
+    for k in range(len(levels) - 1, stop_level - 1, -1):
         lev = levels[k]
         n_vox = int(np.prod(lev.shape))
         if labels is None:
@@ -308,6 +315,8 @@ def regularised_fieldmap_labels(
             flat = jump_moves(lev.data, labels.ravel(), grid, edges, jumps)
             labels = flat.reshape(lev.shape)
         labels = icm(lev, labels, grid, n_iter=icm_iterations, signal_index=signal_index_k)
+    if stop_level > 0:
+        labels = _upsample(labels, np.asarray(levels[stop_level].block), shape)
     if shift is not None:
         labels = labels.ravel() + shift
         labels = (labels % n_lab if grid.circular else np.clip(labels, 0, n_lab - 1)).reshape(shape)
@@ -334,7 +343,7 @@ def _shift_rows(data: np.ndarray, shift: np.ndarray, circular: bool) -> np.ndarr
 
 
 def robust_polynomial_field(psi_hz: np.ndarray, weight: np.ndarray, voxel_size_mm: np.ndarray,
-                            degree: int = 2, n_iter: int = 5) -> np.ndarray:
+                            degree: int = 2, n_iter: int = 5, max_samples: int = 20000) -> np.ndarray:
     """Smooth prior field: a weighted polynomial of ``degree`` in (x, y, z) mm fitted with Tukey-biweight IRLS.
 
     Regions on a wrong (alias) solution are a minority and are down-weighted as outliers.
@@ -353,10 +362,12 @@ def robust_polynomial_field(psi_hz: np.ndarray, weight: np.ndarray, voxel_size_m
             for c in combo:
                 t = t * norm[c]
             terms.append(t)
-    sel = weight > 0
-    basis = np.stack([t[sel] for t in terms], axis=1)
-    y = psi_hz[sel]
-    w0 = weight[sel] / weight[sel].max()
+    sel = np.flatnonzero(weight.ravel() > 0)
+    if sel.size > max_samples:  # a regular subsample is plenty for a handful of coefficients
+        sel = sel[:: int(np.ceil(sel.size / max_samples))]
+    basis = np.stack([t.ravel()[sel] for t in terms], axis=1)
+    y = psi_hz.ravel()[sel]
+    w0 = weight.ravel()[sel] / weight.ravel()[sel].max()
     w = w0.copy()
     coef = np.zeros(basis.shape[1])
     for _ in range(n_iter):

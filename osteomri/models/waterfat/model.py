@@ -278,11 +278,12 @@ class WaterFatModel:
         # data term over every voxel with signal (the fit mask may be smaller; the search uses all signal)
         search_index = np.union1d(np.flatnonzero(signal_vox), index)
         sig = flat[search_index]
-        curves, r2_idx = residual_curves(sig, self._weights_cache(), self.r2_grid.size, self.chunk_voxels)
+        curves = residual_curves(sig, self._weights_cache(), self.r2_grid.size, self.chunk_voxels)
         energy_med = float(np.median((np.abs(sig) ** 2).sum(axis=1)))
         axis_w = (self.voxel_size_mm.min() / self.voxel_size_mm) ** 2
         mu = self.regularisation * energy_med / self.fat_shift_hz**2
-        labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz)
+        labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz,
+                                             stop_level=1 if self.demodulate else 0)
         if self.demodulate:
             # second pass around a robust smooth fit of the first (see regularised_fieldmap_labels)
             first = grid.values_hz[labels]
@@ -296,8 +297,7 @@ class WaterFatModel:
         lab = labels.ravel()
         psi_grid = grid.values_hz[lab]
         # refine in the fitted voxels
-        pos = np.searchsorted(search_index, index)
-        r2_0 = self.r2_grid[r2_idx[pos, lab[index]]]
+        r2_0 = self._r2_start(flat[index], psi_grid[index])
         res = fit_complex(flat[index], self.te_s, self.fat_signal, psi_grid[index], r2_0,
                           psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
         # unwrap the (smooth, everywhere defined) label field first, then add the local refinement

@@ -1,16 +1,17 @@
 """Voxel-wise nonlinear least squares of the complex water–fat model, vectorised over voxels.
 
-Parameters per voxel: field map ``psi`` (Hz), ``R2*`` (1/s) and the complex amplitudes ``W``, ``F``:
+Model per voxel, with field map ``psi`` (Hz), ``R2*`` (1/s) and complex amplitudes ``W``, ``F``:
 
     s(t) = exp((i 2 pi psi - R2*) t) (W + F c(t)),   c(t) = sum_p a_p exp(i 2 pi f_p t)
 
-Levenberg–Marquardt (Marquardt, SIAM J Appl Math 1963) on the real parameter vector
-(psi, R2*, Re W, Im W, Re F, Im F), i.e. the multi-peak IDEAL iteration with R2* (Yu et al., MRM
-2008;60:1122) with per-voxel damping and step acceptance. Normal equations are assembled as
-``Re(J^H J)`` of the complex Jacobian and solved for all voxels at once (batched 6x6 / 5x5 solves).
-The field map can be held fixed (the oracle fit, and the final fit on a smoothed field map), and it can
-be kept within ``psi_halfwidth_hz`` of its starting value so that the refinement never leaves the
-local minimum chosen by the spatially regularised search.
+The amplitudes are eliminated by variable projection (Golub & Pereyra 1973): for given (psi, R2*) they are
+the 2x2 least-squares solution. The nonlinear parameters are refined by Gauss–Newton with Kaufman's
+Jacobian of the projected residual (Kaufman, BIT 1975;15:49), ``J_k = -(I - P) (dB/dtheta_k) x``, with
+Levenberg–Marquardt damping and per-voxel step acceptance (Marquardt 1963). Every operation is an
+element-wise array operation over [voxels, echoes]; the 2x2 normal equations are solved in closed form.
+The field map can be held fixed (the oracle fit, and the final fit on a smoothed field map) or kept within
+``psi_halfwidth_hz`` of its start so that the refinement never leaves the local minimum chosen by the
+spatially regularised search.
 """
 
 from __future__ import annotations
@@ -18,34 +19,43 @@ from __future__ import annotations
 import numpy as np
 
 
+def _gram(e: np.ndarray, c: np.ndarray, w_te: np.ndarray | None = None):
+    """Gram entries of B = [e, e*c] per voxel (``e`` [v, n]); uses |e|^2 only (c is voxel independent)."""
+    a2 = np.abs(e) ** 2 if w_te is None else w_te
+    g00 = a2.sum(1)
+    g11 = (a2 * np.abs(c) ** 2).sum(1)
+    g01 = (a2 * c).sum(1)  # b0^H b1 = sum |e|^2 c
+    det = g00 * g11 - np.abs(g01) ** 2
+    return g00, g11, g01, np.where(det > 1e-30, det, 1e-30)
+
+
+def _solve2(e, c, g, y):
+    """Least-squares coefficients (a0, a1) of vectors y [v, n] on B = [e, e c] with Gram ``g``."""
+    g00, g11, g01, det = g
+    ey = e.conj() * y
+    y0 = ey.sum(1)
+    y1 = (ey * c.conj()).sum(1)
+    a0 = (g11 * y0 - g01 * y1) / det
+    a1 = (g00 * y1 - np.conj(g01) * y0) / det
+    return a0, a1
+
+
 def linear_amplitudes(signal: np.ndarray, te_s: np.ndarray, fat_signal: np.ndarray, psi_hz: np.ndarray,
                       r2star_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares complex (W, F) for given field map and R2*; returns (water, fat, residual_sumsq)."""
-    e = np.exp((2j * np.pi * psi_hz[:, None] - r2star_hz[:, None]) * te_s)  # [v, n]
-    b0, b1 = e, e * fat_signal
-    g00 = (np.abs(b0) ** 2).sum(1)
-    g11 = (np.abs(b1) ** 2).sum(1)
-    g01 = (b0.conj() * b1).sum(1)
-    y0 = (b0.conj() * signal).sum(1)
-    y1 = (b1.conj() * signal).sum(1)
-    det = g00 * g11 - np.abs(g01) ** 2
-    det = np.where(np.abs(det) > 1e-20, det, 1e-20)
-    w = (g11 * y0 - g01 * y1) / det
-    f = (g00 * y1 - np.conj(g01) * y0) / det
-    res = signal - b0 * w[:, None] - b1 * f[:, None]
+    c = np.asarray(fat_signal, complex)
+    e = np.exp((2j * np.pi * np.asarray(psi_hz)[:, None] - np.asarray(r2star_hz)[:, None]) * te_s)
+    g = _gram(e, c)
+    w, f = _solve2(e, c, g, signal)
+    res = signal - e * (w[:, None] + f[:, None] * c)
     return w, f, (np.abs(res) ** 2).sum(1)
-
-
-def _model(te, fat_signal, psi, r2, w, f):
-    e = np.exp((2j * np.pi * psi[:, None] - r2[:, None]) * te)
-    return e, e * (w[:, None] + f[:, None] * fat_signal)
 
 
 def fit_complex(signal: np.ndarray, te_s: np.ndarray, fat_signal: np.ndarray, psi0_hz: np.ndarray,
                 r2star0_hz: np.ndarray, fix_psi: bool = False, psi_halfwidth_hz: float | None = None,
-                r2star_bounds_hz: tuple[float, float] = (0.0, 2000.0), n_iter: int = 12,
+                r2star_bounds_hz: tuple[float, float] = (0.0, 2000.0), n_iter: int = 8,
                 chunk_voxels: int = 65536) -> dict[str, np.ndarray]:
-    """Refine (psi, R2*, W, F) per voxel from a start; ``signal`` [n_vox, n] complex.
+    """Refine (psi, R2*) per voxel from a start, amplitudes by projection; ``signal`` [n_vox, n] complex.
 
     Returns dict with ``fieldmap_hz``, ``r2star_hz``, ``water``, ``fat`` (complex) and ``residual``
     (sum of squared residuals, signal units squared).
@@ -53,56 +63,64 @@ def fit_complex(signal: np.ndarray, te_s: np.ndarray, fat_signal: np.ndarray, ps
     n_vox = signal.shape[0]
     out = {k: np.empty(n_vox, dt) for k, dt in (("fieldmap_hz", float), ("r2star_hz", float), ("water", complex),
                                                 ("fat", complex), ("residual", float))}
+    te = np.asarray(te_s, float)
+    c = np.asarray(fat_signal, complex)
     for start in range(0, n_vox, chunk_voxels):
         sl = slice(start, min(start + chunk_voxels, n_vox))
-        res = _fit_chunk(signal[sl].astype(complex), np.asarray(te_s, float), np.asarray(fat_signal, complex),
-                         np.asarray(psi0_hz, float)[sl], np.asarray(r2star0_hz, float)[sl], fix_psi,
-                         psi_halfwidth_hz, r2star_bounds_hz, n_iter)
+        res = _fit_chunk(signal[sl].astype(complex), te, c, np.asarray(psi0_hz, float)[sl],
+                         np.asarray(r2star0_hz, float)[sl], fix_psi, psi_halfwidth_hz, r2star_bounds_hz, n_iter)
         for k in out:
             out[k][sl] = res[k]
     return out
 
 
+def _evaluate(s, te, c, psi, r2):
+    e = np.exp((2j * np.pi * psi[:, None] - r2[:, None]) * te)
+    g = _gram(e, c)
+    w, f = _solve2(e, c, g, s)
+    m = e * (w[:, None] + f[:, None] * c)
+    r = s - m
+    return e, g, w, f, m, r, (np.abs(r) ** 2).sum(1)
+
+
 def _fit_chunk(s, te, c, psi0, r20, fix_psi, halfwidth, r2_bounds, n_iter):
     psi, r2 = psi0.copy(), np.clip(r20, *r2_bounds)
-    w, f, cost = linear_amplitudes(s, te, c, psi, r2)
+    e, g, w, f, m, r, cost = _evaluate(s, te, c, psi, r2)
     lam = np.full(s.shape[0], 1e-3)
-    first = 1 if fix_psi else 0
-    n_par = 6 - first
     for _ in range(n_iter):
-        e, m = _model(te, c, psi, r2, w, f)
-        cols = [2j * np.pi * te * m, -te * m, e, 1j * e, e * c, 1j * e * c][first:]
-        jac = np.stack(cols, axis=2)  # [v, n, p]
-        r = s - m
-        jtj = np.einsum("vni,vnj->vij", jac.conj(), jac).real
-        jtr = np.einsum("vni,vn->vi", jac.conj(), r).real
-        diag = np.einsum("vii->vi", jtj)
-        a = jtj + (lam[:, None] * (diag + 1e-12 * diag.max(axis=1, keepdims=True)))[:, :, None] * np.eye(n_par)
-        try:
-            step = np.linalg.solve(a, jtr[..., None])[..., 0]
-        except np.linalg.LinAlgError:
-            step = np.linalg.lstsq(a.reshape(-1, n_par), jtr.ravel(), rcond=None)[0].reshape(-1, n_par)
-        step = np.where(np.isfinite(step), step, 0.0)
+        # Kaufman Jacobian columns q_k = (I - P) d_k, d_psi = i 2 pi t m, d_r2 = -t m
+        d_r = -te * m
+        a0, a1 = _solve2(e, c, g, d_r)
+        q_r = d_r - e * (a0[:, None] + a1[:, None] * c)
+        arr = (np.abs(q_r) ** 2).sum(1)
+        br = (q_r.conj() * r).real.sum(1)
         if fix_psi:
-            psi_n = psi
+            step_r = br / (arr * (1 + lam) + 1e-30)
+            step_p = np.zeros_like(step_r)
         else:
-            psi_n = psi + step[:, 0]
-            if halfwidth is not None:
-                psi_n = np.clip(psi_n, psi0 - halfwidth, psi0 + halfwidth)
-        r2_n = np.clip(r2 + step[:, 1 - first], *r2_bounds)
-        w_n = w + step[:, 2 - first] + 1j * step[:, 3 - first]
-        f_n = f + step[:, 4 - first] + 1j * step[:, 5 - first]
-        _, m_n = _model(te, c, psi_n, r2_n, w_n, f_n)
-        cost_n = (np.abs(s - m_n) ** 2).sum(1)
+            d_p = 2j * np.pi * te * m
+            a0, a1 = _solve2(e, c, g, d_p)
+            q_p = d_p - e * (a0[:, None] + a1[:, None] * c)
+            app = (np.abs(q_p) ** 2).sum(1)
+            apr = (q_p.conj() * q_r).real.sum(1)
+            bp = (q_p.conj() * r).real.sum(1)
+            app_d, arr_d = app * (1 + lam), arr * (1 + lam)
+            det = app_d * arr_d - apr**2
+            det = np.where(det > 1e-30, det, 1e-30)
+            step_p = (arr_d * bp - apr * br) / det
+            step_r = (app_d * br - apr * bp) / det
+        psi_n = psi + np.where(np.isfinite(step_p), step_p, 0.0)
+        if halfwidth is not None:
+            psi_n = np.clip(psi_n, psi0 - halfwidth, psi0 + halfwidth)
+        r2_n = np.clip(r2 + np.where(np.isfinite(step_r), step_r, 0.0), *r2_bounds)
+        e_n, g_n, w_n, f_n, m_n, r_n, cost_n = _evaluate(s, te, c, psi_n, r2_n)
         ok = cost_n < cost
-        psi = np.where(ok, psi_n, psi)
-        r2 = np.where(ok, r2_n, r2)
-        w = np.where(ok, w_n, w)
-        f = np.where(ok, f_n, f)
-        cost = np.where(ok, cost_n, cost)
+        okc = ok[:, None]
+        psi, r2, cost = np.where(ok, psi_n, psi), np.where(ok, r2_n, r2), np.where(ok, cost_n, cost)
+        w, f = np.where(ok, w_n, w), np.where(ok, f_n, f)
+        e, m, r = np.where(okc, e_n, e), np.where(okc, m_n, m), np.where(okc, r_n, r)
+        g = tuple(np.where(ok, a, b) for a, b in zip(g_n, g, strict=True))
         lam = np.where(ok, lam * 0.3, lam * 10.0)
-    # final amplitudes are the exact least-squares solution at the final nonlinear parameters
-    w, f, cost = linear_amplitudes(s, te, c, psi, r2)
     return {"fieldmap_hz": psi, "r2star_hz": r2, "water": w, "fat": f, "residual": cost}
 
 
@@ -114,7 +132,7 @@ def pdff_magnitude_discrimination(water: np.ndarray, fat: np.ndarray) -> np.ndar
     """
     aw, af = np.abs(water), np.abs(fat)
     total = np.abs(water + fat)
-    total = np.where(total > 0, total, np.nan)
-    ff = np.where(af > aw, af / total, 1.0 - aw / total)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        ff = np.where(af > aw, af / total, 1.0 - aw / total)
     ff = np.where(np.isfinite(ff), ff, 0.0)
     return 100.0 * np.clip(ff, 0.0, 1.0)

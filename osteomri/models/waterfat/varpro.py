@@ -111,25 +111,22 @@ def projection_weights(te_s: np.ndarray, fat_signal: np.ndarray, psi_hz: np.ndar
     return w.reshape(-1, n * n).T.astype(np.float32)
 
 
-def residual_curves(signal: np.ndarray, weights: np.ndarray, n_r2: int,
-                    chunk_voxels: int = 16384) -> tuple[np.ndarray, np.ndarray]:
+def residual_curves(signal: np.ndarray, weights: np.ndarray, n_r2: int, chunk_voxels: int = 16384) -> np.ndarray:
     """VARPRO residual over the field grid, minimised over the R2* grid.
 
-    ``signal`` [n_vox, n] complex; ``weights`` from :func:`projection_weights`. Returns
-    ``residual`` [n_vox, n_psi] float32 (signal units squared) and ``r2_index`` [n_vox, n_psi] uint8
-    (the best R2* grid index at each field value).
+    ``signal`` [n_vox, n] complex; ``weights`` from :func:`projection_weights`. Returns ``residual``
+    [n_vox, n_psi] float32 (signal units squared, >= 0).
     """
     n_vox = signal.shape[0]
     n_psi = weights.shape[1] // n_r2
     residual = np.empty((n_vox, n_psi), np.float32)
-    r2_index = np.empty((n_vox, n_psi), np.uint8)
     for start in range(0, n_vox, chunk_voxels):
         sl = slice(start, min(start + chunk_voxels, n_vox))
         feats = hermitian_features(signal[sl])
-        proj = (feats @ weights).reshape(-1, n_psi, n_r2)
-        best = proj.argmax(axis=2)
+        proj = feats @ weights[:, :: n_r2]
+        for r in range(1, n_r2):
+            np.maximum(proj, feats @ weights[:, r::n_r2], out=proj)
         energy = feats[:, : signal.shape[1]].sum(axis=1)
-        residual[sl] = energy[:, None] - np.take_along_axis(proj, best[..., None], axis=2)[..., 0]
-        r2_index[sl] = best
+        residual[sl] = energy[:, None] - proj
     np.maximum(residual, 0.0, out=residual)
-    return residual, r2_index
+    return residual
