@@ -147,9 +147,9 @@ def measure(
 
 def _qc(maps, label_img, preset, roi, level_sel, seed, opts, roi_opts, reader_paths, stem, out) -> list[Path]:
     """One QC PNG per map: the ROIs measured (for reader ROIs, the first reader's)."""
+    from osteomri.report.figures import save_qc_figures
     from osteomri.vertebrae.labels import get_preset, resolve_labels
     from osteomri.vertebrae.measure import rois_for
-    from osteomri.vertebrae.qc import save_qc_figures
     from osteomri.vertebrae.rois import load_reader_roi, parse_seed, reader_rois, seed_rois
 
     written: list[Path] = []

@@ -59,7 +59,9 @@ class Image:
     @property
     def voxel_size_mm(self) -> np.ndarray:
         """Voxel edge lengths in millimetres, from the affine."""
-        return np.sqrt((self.affine[:3, :3] ** 2).sum(axis=0))
+        from osteomri.io.orientation import voxel_size_mm
+
+        return voxel_size_mm(self.affine)
 
     @property
     def is_complex(self) -> bool:

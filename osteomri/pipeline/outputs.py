@@ -5,6 +5,7 @@
     <folder>/<exam>_scores.json            VBQ and other scores
     <folder>/<exam>_stages.tsv             stage log (status, message, seconds)
     <folder>/<exam>_exam.json              clinical columns, status, errors, provenance
+    <folder>/<exam>_desc-<map>_qc.png      mid-sagittal slice with each level's ROI outlined
     <folder>/report.html                   self-contained exam report
 
 Every file is written atomically; every sidecar carries the provenance block.
@@ -70,6 +71,11 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
         "qc": _plain(result.qc),
         "provenance": result.provenance,
     })
+    for name, fig in result.figures.items():  # ROI overlays; the report inlines them afterwards
+        target = folder / f"{stem}_desc-{output_spec(name)[0]}_qc.png"
+        with atomic_path(target) as tmp:
+            fig.savefig(tmp, dpi=110, format="png")
+        written[f"qc_{name}"] = target
     from osteomri.report.exam import exam_report
 
     written["report"] = exam_report(result, spec).write(folder / "report.html")

@@ -56,8 +56,9 @@ def signal_mask(reference: np.ndarray, fraction_of_p99: float = 0.05) -> np.ndar
     return ref > fraction_of_p99 * np.percentile(ref[ref > 0], 99)
 
 
-# Maps that the measurement layer summarises per vertebra.
+# Maps that the measurement layer summarises per vertebra, and those shown with their ROIs outlined.
 MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s")
+QC_FIGURE_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f")
 
 
 @dataclass
@@ -194,14 +195,18 @@ def _labels(spec: ExamSpec, ctx: ExamContext) -> Image:
 
 
 def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.vertebrae import measure_vertebrae
+    from osteomri.report.figures import qc_figure
+    from osteomri.vertebrae import measure_vertebrae_with_rois
 
     maps = {k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}
     if not maps:
         raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
-    table = measure_vertebrae(maps, _labels(spec, ctx), preset=spec.label_preset, roi=spec.roi,
-                              exam=spec.exam_id, **_opts(spec, "measure"))
+    table, rois = measure_vertebrae_with_rois(maps, _labels(spec, ctx), preset=spec.label_preset, roi=spec.roi,
+                                              exam=spec.exam_id, **_opts(spec, "measure"))
     ctx.result.vertebrae = table
+    for name in QC_FIGURE_MAPS:
+        if name in rois:
+            ctx.result.figures[name] = qc_figure(maps[name], rois[name], map_name=name)
     return f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'"
 
 

@@ -59,8 +59,10 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
         rep.heading("Parametric maps (mid-sagittal)")
         shown = {k: v for k, v in result.maps.items() if not k.endswith("residual") and k not in ("water", "fat")}
         rep.figure(maps_figure(shown), caption="Mid-sagittal slice of each map (anterior left, superior up)")
-    for name, fig in result.figures.items():
-        rep.figure(fig, caption=name)
+    if result.figures:
+        rep.heading("Regions of interest (mid-sagittal)")
+        for name, fig in result.figures.items():
+            rep.figure(fig, caption=f"{name}: each level's ROI outlined and labelled")
     if result.vertebrae is not None and len(result.vertebrae):
         rep.heading("Per-vertebra measurements")
         rep.table(level_table(result.vertebrae), caption="mean ± SD in each level's ROI")

@@ -1,6 +1,12 @@
-"""Figures shared by the reports: mid-sagittal views of maps, oriented from the affine."""
+"""Figures shared by the reports and the CLI: mid-sagittal map panels and ROI overlays (QC figures).
+
+Orientation comes from :func:`osteomri.io.orientation.sagittal_view` (superior up, anterior left, mm axes).
+"""
 
 from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import matplotlib
 
@@ -8,9 +14,15 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
+from osteomri.errors import InputError  # noqa: E402
 from osteomri.io.image import Image  # noqa: E402
+from osteomri.io.orientation import sagittal_view  # noqa: E402
+from osteomri.io.provenance import atomic_path  # noqa: E402
 
-# display range and colour map per map key
+if TYPE_CHECKING:
+    from osteomri.vertebrae.rois import RoiSet
+
+# display range and colour map per map key (None: 1st–99th percentile)
 MAP_DISPLAY: dict[str, tuple[float | None, float | None, str]] = {
     "pdff_percent": (0.0, 100.0, "magma"),
     "r2star_hz": (0.0, 300.0, "viridis"),
@@ -22,33 +34,12 @@ MAP_DISPLAY: dict[str, tuple[float | None, float | None, str]] = {
 }
 
 
-def axis_codes(affine: np.ndarray) -> tuple[int, int, int]:
-    """For world axes (R, A, S), the array axis most aligned with each."""
-    rot = np.abs(np.asarray(affine)[:3, :3])
-    lr, ap, si = int(np.argmax(rot[0])), int(np.argmax(rot[1])), int(np.argmax(rot[2]))
-    if len({lr, ap, si}) != 3:
-        raise ValueError("affine is too oblique to pick a sagittal plane")
-    return lr, ap, si
-
-
-def sagittal_slice(image: Image, index: int | None = None) -> tuple[np.ndarray, int]:
-    """A 2-D sagittal slice (rows superior→inferior, columns anterior→posterior) and the slice index used.
-
-    ``index`` is along the left–right array axis; default the middle slice, ``(n - 1) // 2``.
-    """
-    data = np.asarray(image.data)
-    if data.ndim > 3:
-        data = data[..., 0]
-    lr, ap, si = axis_codes(image.affine)
-    index = (data.shape[lr] - 1) // 2 if index is None else index
-    sl = np.take(data, index, axis=lr)
-    rest = [a for a in range(3) if a != lr]
-    sl = sl if rest.index(si) == 0 else sl.T  # rows = SI axis
-    if image.affine[2, si] > 0:
-        sl = sl[::-1]  # superior on top
-    if image.affine[1, ap] > 0:
-        sl = sl[:, ::-1]  # anterior on the left
-    return np.abs(sl) if np.iscomplexobj(sl) else sl, index
+def _display_range(key: str, sl: np.ndarray) -> tuple[float, float, str]:
+    vmin, vmax, cmap = MAP_DISPLAY.get(key, (None, None, "gray"))
+    if vmin is None:
+        finite = sl[np.isfinite(sl)]
+        vmin, vmax = np.percentile(finite, [1, 99]) if finite.size else (0.0, 1.0)
+    return float(vmin), float(vmax), cmap
 
 
 def maps_figure(maps: dict[str, Image], index: int | None = None) -> plt.Figure:
@@ -61,14 +52,65 @@ def maps_figure(maps: dict[str, Image], index: int | None = None) -> plt.Figure:
     for ax in axes.flat:
         ax.axis("off")
     for ax, key in zip(axes.flat, keys, strict=False):
-        sl, _ = sagittal_slice(maps[key], index)
-        vmin, vmax, cmap = MAP_DISPLAY.get(key, (None, None, "gray"))
-        if vmin is None and np.isfinite(sl).any():
-            vmin, vmax = np.nanpercentile(sl, [1, 99])
-        vox = np.sqrt((maps[key].affine[:3, :3] ** 2).sum(axis=0))
-        _, ap, si = axis_codes(maps[key].affine)
-        im = ax.imshow(sl, cmap=cmap, vmin=vmin, vmax=vmax, aspect=vox[si] / vox[ap], interpolation="nearest")
+        sl, _, extent = sagittal_view(maps[key].data, maps[key].affine, index)
+        vmin, vmax, cmap = _display_range(key, sl)
+        im = ax.imshow(sl, cmap=cmap, vmin=vmin, vmax=vmax, extent=extent, interpolation="nearest")
         ax.set_title(key)
         fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     fig.tight_layout()
     return fig
+
+
+def qc_figure(map_image: Image, rois: RoiSet, map_name: str = "", title: str | None = None,
+              index: int | None = None, vmin: float | None = None, vmax: float | None = None,
+              cmap: str | None = None) -> plt.Figure:
+    """Mid-sagittal slice of ``map_image`` with each level's ROI outlined and labelled.
+
+    ``index``: sagittal slice along the LR array axis (default: the median of the levels' mid-sagittal
+    slices). Display range and colour map default by ``map_name`` (:data:`MAP_DISPLAY`).
+    """
+    data = np.asarray(map_image.data)
+    data = data if data.ndim == 3 else data[..., 0]
+    data = np.abs(data) if np.iscomplexobj(data) else data.astype(float)
+    if data.shape != next(iter(rois.masks.values())).shape:
+        raise InputError(f"map shape {data.shape} differs from the ROI grid")
+    index = rois.sagittal_index() if index is None else int(index)
+    img, _, extent = sagittal_view(data, map_image.affine, index)
+    lo, hi, cm = _display_range(map_name, img)
+    fig, ax = plt.subplots(figsize=(4.2, 5.2))
+    shown = ax.imshow(img, cmap=cmap or cm, vmin=lo if vmin is None else vmin, vmax=hi if vmax is None else vmax,
+                      extent=extent, origin="upper", interpolation="nearest")
+    fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label=map_name or None)
+    colours = plt.cm.tab10(np.linspace(0, 1, 10))
+    h, w = img.shape
+    xs = (np.arange(w) + 0.5) * (extent[1] / w)
+    ys = extent[3] - (np.arange(h) + 0.5) * (extent[3] / h)
+    for i, level in enumerate(rois.levels):
+        m, _, _ = sagittal_view(rois.masks[level].astype(float), map_image.affine, index)
+        if not m.any():
+            continue
+        colour = colours[i % 10]
+        ax.contour(xs, ys, m, levels=[0.5], colors=[colour], linewidths=1.2, origin="upper")
+        rr, cc = np.nonzero(m)
+        ax.text(xs[cc].max() + 2.0, ys[rr].mean(), level, color=colour, fontsize=8, va="center", ha="left",
+                fontweight="bold")
+    ax.set_xlabel("anterior → posterior (mm)")
+    ax.set_ylabel("inferior → superior (mm)")
+    ax.set_title(title or f"{map_name or 'map'}: {rois.strategy} ROIs, sagittal slice {index}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def save_qc_figures(maps: dict[str, Image], rois: RoiSet, folder: str | Path, stem: str = "qc") -> dict[str, Path]:
+    """One PNG per map (``<stem>_<map>_qc.png``) written atomically; returns map name → path."""
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    out = {}
+    for name, image in maps.items():
+        fig = qc_figure(image, rois, map_name=name)
+        target = folder / f"{stem}_{name}_qc.png"
+        with atomic_path(target, suffix=".png") as tmp:
+            fig.savefig(tmp, dpi=110)
+        plt.close(fig)
+        out[name] = target
+    return out

@@ -3,8 +3,8 @@
 Modules: :mod:`~osteomri.vertebrae.labels` (segmenter presets → :class:`VertebraLabels`),
 :mod:`~osteomri.vertebrae.geometry` (per-vertebra frames from the affine), :mod:`~osteomri.vertebrae.rois`
 (``body``, ``paper``, ``reader``, ``seed``), :mod:`~osteomri.vertebrae.measure` (tidy long table, reader
-averaging and agreement, wide summary), :mod:`~osteomri.vertebrae.scores` (VBQ, M-score),
-:mod:`~osteomri.vertebrae.qc` (ROI overlay figures).
+averaging and agreement, wide summary), :mod:`~osteomri.vertebrae.scores` (VBQ, M-score).
+ROI overlay (QC) figures are drawn by :func:`osteomri.report.figures.qc_figure`.
 
 Stable API for the pipeline and the reports::
 
@@ -13,7 +13,7 @@ Stable API for the pipeline and the reports::
     measure_readers(maps, labels, readers, preset) -> ReaderMeasurement (per reader, averaged, ICC, BA)
     vbq_score(t1w, labels, preset, ...) -> VBQResult
     m_score(t1w, labels, reference_mean, reference_sd, ...) -> MScoreResult
-    rois_for(image, labels, preset, roi) -> RoiSet;  qc_figure(map_image, rois, map_name) -> Figure
+    rois_for(image, labels, preset, roi) -> RoiSet
 """
 
 from osteomri.vertebrae.labels import PRESETS, LabelPreset, VertebraLabels, phantom_labels, resolve_labels
@@ -22,6 +22,7 @@ from osteomri.vertebrae.measure import (
     ReaderMeasurement,
     measure_readers,
     measure_vertebrae,
+    measure_vertebrae_with_rois,
     roi_statistics,
     rois_for,
     summarize_levels,
@@ -29,16 +30,9 @@ from osteomri.vertebrae.measure import (
 from osteomri.vertebrae.rois import RoiSet
 from osteomri.vertebrae.scores import MScoreResult, VBQResult, m_score, vbq_score
 
-
-def qc_figure(*args, **kwargs):
-    """See :func:`osteomri.vertebrae.qc.qc_figure` (imported lazily: matplotlib)."""
-    from osteomri.vertebrae.qc import qc_figure as _qc
-
-    return _qc(*args, **kwargs)
-
-
 __all__ = [
     "LONG_COLUMNS", "PRESETS", "LabelPreset", "MScoreResult", "ReaderMeasurement", "RoiSet", "VBQResult",
-    "VertebraLabels", "m_score", "measure_readers", "measure_vertebrae", "phantom_labels", "qc_figure",
+    "VertebraLabels", "m_score", "measure_readers", "measure_vertebrae", "measure_vertebrae_with_rois",
+    "phantom_labels",
     "resolve_labels", "roi_statistics", "rois_for", "summarize_levels", "vbq_score",
 ]

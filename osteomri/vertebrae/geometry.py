@@ -15,25 +15,7 @@ import numpy as np
 from scipy import ndimage
 
 from osteomri.errors import InputError
-
-
-def lr_array_axis(affine: np.ndarray) -> int:
-    """The array axis most aligned with world left–right: sagittal slices are taken along it."""
-    rot = np.abs(np.asarray(affine)[:3, :3])
-    lr, ap, si = (int(np.argmax(rot[i])) for i in range(3))
-    if len({lr, ap, si}) != 3:
-        raise InputError("the image affine is too oblique to identify sagittal slices")
-    return lr
-
-
-def voxel_world(indices: np.ndarray, affine: np.ndarray) -> np.ndarray:
-    """World coordinates (N, 3) in mm of voxel indices (N, 3)."""
-    return indices @ affine[:3, :3].T + affine[:3, 3]
-
-
-def slice_spacing_mm(affine: np.ndarray) -> np.ndarray:
-    """Voxel edge lengths (mm) of the three array axes."""
-    return np.sqrt((np.asarray(affine)[:3, :3] ** 2).sum(axis=0))
+from osteomri.io.orientation import lr_axis, voxel_world
 
 
 @dataclass
@@ -64,7 +46,7 @@ def _unit(v: np.ndarray) -> np.ndarray:
 def make_frames(centroids_ijk: dict[str, np.ndarray], affine: np.ndarray, order: list[str]) -> dict[str, VertebraFrame]:
     """Frames of the vertebrae in ``order`` (superior → inferior) from their centroids (voxel indices)."""
     affine = np.asarray(affine, dtype=float)
-    lr_axis = lr_array_axis(affine)
+    lr_index = lr_axis(affine)
     world = {lv: voxel_world(np.asarray(c, float)[None], affine)[0] for lv, c in centroids_ijk.items()}
     frames = {}
     for i, level in enumerate(order):
@@ -85,7 +67,7 @@ def make_frames(centroids_ijk: dict[str, np.ndarray], affine: np.ndarray, order:
         lr = _unit(r - (r @ si) * si)
         ap = np.cross(si, lr)
         frames[level] = VertebraFrame(level, world[level], si, ap, lr,
-                                      int(np.rint(centroids_ijk[level][lr_axis])), lr_axis)
+                                      int(np.rint(centroids_ijk[level][lr_index])), lr_index)
     return frames
 
 

@@ -114,6 +114,8 @@ def measure_vertebrae(
 ) -> pd.DataFrame:
     """Per-vertebra statistics of every map in each level's ROI: the tidy long table (:data:`LONG_COLUMNS`).
 
+    :func:`measure_vertebrae_with_rois` also returns the ROIs used for each map (for QC figures).
+
     Parameters
     ----------
     maps:
@@ -136,14 +138,31 @@ def measure_vertebrae(
         :func:`~osteomri.vertebrae.labels.resolve_labels`) and ROI options of the strategy (``margin_mm``,
         ``anterior_fraction``, ``slices``, ``exclude_vein``, ``radius_mm``, ``tolerance``, ...).
     """
+    return measure_vertebrae_with_rois(maps, labels, preset, roi, exam, levels, seeds, seed_map, reader_rois,
+                                       **options)[0]
+
+
+def measure_vertebrae_with_rois(
+    maps: dict[str, Image],
+    labels: Image | None,
+    preset: str = "spineps",
+    roi: str = "paper",
+    exam: str = "",
+    levels: str | list[str] | None = None,
+    seeds: dict[str, tuple[float, float, float]] | list[str] | None = None,
+    seed_map: str | None = None,
+    reader_rois: dict[str, Image | str | Path] | None = None,
+    **options,
+) -> tuple[pd.DataFrame, dict[str, RoiSet]]:
+    """As :func:`measure_vertebrae`, plus map name → the :class:`RoiSet` measured on it (none for readers)."""
     if not maps:
         raise InputError("no map to measure")
     roi = "reader" if roi == "roi" else roi
     if roi == "reader":
         return measure_readers(maps, labels, reader_rois or {}, preset=preset, exam=exam, levels=levels,
-                               **options).averaged
+                               **options).averaged, {}
     label_opts = {k: options.pop(k) for k in _LABEL_OPTIONS if k in options}
-    tables = []
+    tables, used = [], {}
     if roi == "seed":
         if not seeds:
             raise InputError("roi='seed' needs seeds, e.g. {'L3': (x, y, z)} in world RAS mm (CLI --seed L3=x,y,z)")
@@ -158,7 +177,8 @@ def measure_vertebrae(
             if _grid_key(grid_ref) != _grid_key(ref):
                 raise InputError(f"seed ROIs are grown on {key!r}; map(s) {', '.join(group)} are on another grid")
             tables.append(measure_rois(group, rois, exam))
-        return pd.concat(tables, ignore_index=True)
+            used.update(dict.fromkeys(group, rois))
+        return pd.concat(tables, ignore_index=True), used
     if labels is None:
         raise InputError(f"roi={roi!r} needs a vertebra label map (or use roi='seed' with seeds)")
     for grid_ref, group in _group_by_grid(maps):
@@ -166,7 +186,8 @@ def measure_vertebrae(
         lv = select_levels(vl, levels)
         rois = place_rois(vl, roi, lv, **options)
         tables.append(measure_rois(group, rois, exam))
-    return pd.concat(tables, ignore_index=True)
+        used.update(dict.fromkeys(group, rois))
+    return pd.concat(tables, ignore_index=True), used
 
 
 def rois_for(image: Image, labels: Image, preset: str = "spineps", roi: str = "paper",

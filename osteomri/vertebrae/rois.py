@@ -37,14 +37,12 @@ from scipy import ndimage
 
 from osteomri.errors import InputError, UnknownLabelError
 from osteomri.io.image import Image
+from osteomri.io.orientation import lr_axis, voxel_size_mm, voxel_world
 from osteomri.vertebrae.geometry import (
     VertebraFrame,
     centroid_ijk,
     interior,
-    lr_array_axis,
     make_frames,
-    slice_spacing_mm,
-    voxel_world,
 )
 from osteomri.vertebrae.labels import LEVEL_CODES, LUMBAR, VertebraLabels, level_rank, resample_labels
 
@@ -90,7 +88,7 @@ class RoiSet:
 
     def sagittal_index(self, level: str | None = None) -> int:
         """Mid-sagittal slice index of ``level`` (default: median over the levels) along the LR array axis."""
-        lr = lr_array_axis(self.affine)
+        lr = lr_axis(self.affine)
         if level is not None and level in self.geometry:
             return self.geometry[level].frame.slice_index
         idx = [int(np.rint(centroid_ijk(m)[lr])) for m in self.masks.values() if m.any()]
@@ -221,7 +219,7 @@ def body_rois(labels: VertebraLabels, levels: list[str], margin_mm: float = 3.0,
     if margin_mm < 0:
         raise InputError(f"margin_mm must be >= 0, got {margin_mm}")
     geometry = geometry or body_geometry(labels, levels)
-    spacing = slice_spacing_mm(labels.affine)
+    spacing = voxel_size_mm(labels.affine)
     masks = {}
     for level in levels:
         g = geometry[level]
@@ -250,7 +248,7 @@ def paper_rois(labels: VertebraLabels, levels: list[str], margin_mm: float = 3.0
     if slices < 1 or slices % 2 == 0:
         raise InputError(f"slices must be a positive odd number, got {slices}")
     geometry = geometry or body_geometry(labels, levels)
-    spacing = slice_spacing_mm(labels.affine)
+    spacing = voxel_size_mm(labels.affine)
     masks = {}
     for level in levels:
         g = geometry[level]
@@ -387,7 +385,7 @@ def seed_rois(image: Image, seeds: dict[str, np.ndarray | tuple[float, float, fl
     data = np.asarray(image.data, dtype=float) if not np.iscomplexobj(image.data) else np.abs(image.data)
     data = data if data.ndim == 3 else data[..., 0]
     affine = image.affine
-    lr = lr_array_axis(affine)
+    lr = lr_axis(affine)
     inv = np.linalg.inv(affine)
     shape = data.shape
     masks = {}

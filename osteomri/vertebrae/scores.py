@@ -24,7 +24,8 @@ import numpy as np
 
 from osteomri.errors import InputError, UnknownLabelError
 from osteomri.io.image import Image
-from osteomri.vertebrae.geometry import interior, slice_spacing_mm
+from osteomri.io.orientation import voxel_size_mm
+from osteomri.vertebrae.geometry import interior
 from osteomri.vertebrae.labels import VertebraLabels, resolve_labels
 from osteomri.vertebrae.rois import BodyGeometry, RoiSet, _on_slice, body_geometry, place_rois, select_levels
 
@@ -105,7 +106,7 @@ def csf_roi(labels: VertebraLabels, geometry: BodyGeometry, csf: str = "auto",
         lr = frame.lr_axis
         sl = [slice(None)] * 3
         sl[lr] = frame.slice_index
-        canal2d = interior(canal[tuple(sl)], np.delete(slice_spacing_mm(labels.affine), lr), margin_mm)
+        canal2d = interior(canal[tuple(sl)], np.delete(voxel_size_mm(labels.affine), lr), margin_mm)
         canal_in = np.zeros(shape, bool)
         canal_in[tuple(sl)] = canal2d
         keep = band & canal_in[tuple(idx.T)]
@@ -118,7 +119,7 @@ def csf_roi(labels: VertebraLabels, geometry: BodyGeometry, csf: str = "auto",
         if labels.cord is not None:
             free &= ~labels.cord[tuple(idx.T)]
         # the posterior surface lies half a voxel (along the AP direction) behind the last body voxel centre
-        sp = slice_spacing_mm(labels.affine)
+        sp = voxel_size_mm(labels.affine)
         half_voxel = 0.5 * float(np.abs(np.linalg.inv(labels.affine[:3, :3] / sp) @ frame.ap) @ sp)
         wall = geometry.v_post - half_voxel
         keep = band & free & (v <= wall - near) & (v >= wall - far)

@@ -141,3 +141,16 @@ def test_screening_stage_uses_the_l1_l5_mean():
     ctx.result.vertebrae = table[table["level"] == "T12"]
     with pytest.raises(InputError, match="no PDFF or R2"):
         run_screening(spec, ctx)
+
+
+def test_measure_stage_writes_table_and_roi_overlays(tmp_path, phantom):
+    pdff = phantom.maps["pdff_percent"].with_data(phantom.maps["pdff_percent"].data, Units="percent")
+    result = run_exam(ExamSpec("sub-11", pdff=pdff, labels=phantom.levels), out_dir=tmp_path)
+    assert result.ok, result.errors()
+    table = pd.read_csv(tmp_path / "sub-11" / "sub-11_vertebrae.tsv", sep="\t")
+    truth = phantom.truth.set_index("level")["pdff_percent"]
+    got = table[table["map"] == "pdff_percent"].set_index("level")["mean"]
+    np.testing.assert_allclose(got[truth.index], truth, atol=0.2)  # the tolerance, on the true map
+    png = tmp_path / "sub-11" / "sub-11_desc-pdff_qc.png"
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "Regions of interest" in (tmp_path / "sub-11" / "report.html").read_text()

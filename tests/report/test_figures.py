@@ -3,7 +3,8 @@ import numpy as np
 import pytest
 
 from osteomri.io import Image
-from osteomri.report.figures import maps_figure, sagittal_slice
+from osteomri.io.orientation import sagittal_view
+from osteomri.report.figures import maps_figure
 
 WORLD = {"R": (0, 1), "L": (0, -1), "A": (1, 1), "P": (1, -1), "S": (2, 1), "I": (2, -1)}
 SIZE = {0: 5, 1: 7, 2: 9}  # LR, AP, SI extents
@@ -25,10 +26,11 @@ def test_sagittal_slice_puts_superior_up_and_anterior_left(codes):
     data[tuple(marker)] = 1.0
     img = Image(data, affine)
     assert nib.aff2axcodes(img.affine) == codes
-    sl, idx = sagittal_slice(img)
+    sl, idx, extent = sagittal_view(img.data, img.affine)
     assert sl.shape == (9, 7)  # rows SI, cols AP
     assert sl[0, 0] == 1.0, "anterior-superior corner must be top-left"
     assert idx == 2
+    assert extent == (0.0, 14.0, 0.0, 18.0)  # mm: 7 x 2 mm anterior-posterior, 9 x 2 mm superior-inferior
 
 
 def test_maps_figure_has_one_panel_per_map():

@@ -9,6 +9,7 @@ import pytest
 from osteomri.errors import InputError, UnknownLabelError
 from osteomri.io.image import Image
 from osteomri.io.nifti import save_nifti
+from osteomri.io.orientation import reoriented as reorient
 from osteomri.phantom.spine import LEVEL_IDS, TISSUES
 from osteomri.vertebrae import (
     LONG_COLUMNS,
@@ -20,8 +21,6 @@ from osteomri.vertebrae import (
     summarize_levels,
 )
 from osteomri.vertebrae.labels import LEVEL_CODES
-
-from .conftest import reorient
 
 LUMBAR = ("L1", "L2", "L3", "L4", "L5")
 TOL = {"pdff_percent": 0.2, "r2star_hz": 1.0}

@@ -7,11 +7,10 @@ import pytest
 
 from osteomri.errors import InputError, UnknownLabelError
 from osteomri.io.image import Image
+from osteomri.io.orientation import reoriented as reorient
 from osteomri.phantom import synthesize_t1w
 from osteomri.phantom.spine import LEVEL_IDS, TISSUE_PARAMETERS
 from osteomri.vertebrae import m_score, phantom_labels, vbq_score
-
-from .conftest import reorient
 
 
 @pytest.mark.parametrize("convention", ["spineps", "spineps_subregion", "totalspineseg", "total_mr"])

@@ -4,11 +4,17 @@ from __future__ import annotations
 
 import matplotlib.pyplot as plt
 import numpy as np
+import pytest
 
-from osteomri.vertebrae import phantom_labels, qc_figure, rois_for
-from osteomri.vertebrae.qc import save_qc_figures
+from osteomri.io.orientation import reoriented as reorient
+from osteomri.phantom import make_spine_phantom
+from osteomri.report.figures import qc_figure, save_qc_figures
+from osteomri.vertebrae import phantom_labels, rois_for
 
-from .conftest import reorient
+
+@pytest.fixture(scope="module")
+def phantom():
+    return make_spine_phantom(shape=(12, 96, 128), voxel_size_mm=(4.0, 2.0, 2.25), seed=7)
 
 
 def test_qc_figure_outlines_and_labels_each_level(phantom, tmp_path):
