@@ -9,7 +9,8 @@ Usage::
   then 2 worker processes (1 thread each); exams per minute over the run (cluster start-up excluded,
   reported apart). Target: 2 workers >= 1.6x the throughput of 1 (needs 2 idle cores).
 - Memory: ``--memory-n`` cohorts (vendor maps + T1w, cheap) on 2 workers; the peak resident memory of each
-  worker process (``ru_maxrss``, reported by every task). Target: 100 exams use no more per worker than 10.
+  worker process (``ru_maxrss``, reported by every task, so its growth exam by exam is seen). Target: 100
+  exams use no more per worker than 10.
 
 Other engineers share the machine: the load average (``os.getloadavg``) is printed with the figures.
 """
@@ -28,30 +29,18 @@ import tempfile  # noqa: E402
 import time  # noqa: E402
 from pathlib import Path  # noqa: E402
 
-from osteomri.pipeline.cohort import run_cohort  # noqa: E402
+from osteomri.pipeline.cohort import dask_client, run_cohort  # noqa: E402
 from osteomri.pipeline.synth_cohort import write_synthetic_cohort  # noqa: E402
 
 
-def _cluster(workers: int):
-    from distributed import Client, LocalCluster
-
-    t0 = time.perf_counter()
-    cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, host="127.0.0.1",
-                           dashboard_address=None, silence_logs=40)
-    client = Client(cluster)
-    client.wait_for_workers(workers)
-    return cluster, client, time.perf_counter() - t0
-
-
 def throughput(dataset: Path, work: Path, workers: int) -> dict:
-    cluster, client, startup = _cluster(workers)
-    try:
+    t0 = time.perf_counter()
+    with dask_client(None, workers) as client:  # the LocalCluster that `osteomri cohort run` starts
+        client.wait_for_workers(workers)
+        startup = time.perf_counter() - t0
         t0 = time.perf_counter()
         result = run_cohort(dataset, work / f"out-w{workers}", client=client, report=True)
         seconds = time.perf_counter() - t0
-    finally:
-        client.close()
-        cluster.close()
     n = result.counts["total"]
     assert result.counts["done"] == n, result.counts
     return {"workers": workers, "exams": n, "seconds": round(seconds, 2), "startup_s": round(startup, 2),
@@ -63,18 +52,18 @@ def throughput(dataset: Path, work: Path, workers: int) -> dict:
 def memory(work: Path, n: int, seed: int) -> dict:
     dataset = work / f"mem-{n}"
     write_synthetic_cohort(dataset, n, seed=seed, modalities=("vendor", "t1w"))
-    cluster, client, _ = _cluster(2)
-    try:
-        result = run_cohort(dataset, work / f"mem-out-{n}", client=client, report=True)
-    finally:
-        client.close()
-        cluster.close()
-    per_worker: dict[int, float] = {}
-    for o in result.outcomes:
-        per_worker[o.worker_pid] = max(per_worker.get(o.worker_pid, 0.0), o.peak_rss_mb)
-    return {"exams": n, "done": result.counts["done"], "peak_rss_mb_per_worker": sorted(round(v, 1) for v in
-                                                                                       per_worker.values()),
-            "max_peak_rss_mb": round(max(per_worker.values()), 1)}
+    trajectory: dict[int, list[float]] = {}  # worker pid -> peak RSS after each of its exams, in order
+
+    def on_exam(outcome, counts) -> None:
+        trajectory.setdefault(outcome.worker_pid, []).append(round(outcome.peak_rss_mb, 1))
+
+    with dask_client(None, 2) as client:
+        result = run_cohort(dataset, work / f"mem-out-{n}", client=client, report=True, progress=on_exam)
+    assert result.counts["done"] == n, result.counts
+    peaks = {pid: max(t) for pid, t in trajectory.items()}
+    return {"exams": n, "peak_rss_mb_per_worker": sorted(peaks.values()), "max_peak_rss_mb": max(peaks.values()),
+            "peak_after_5_exams_per_worker": sorted(t[min(4, len(t) - 1)] for t in trajectory.values()),
+            "exams_per_worker": sorted(len(t) for t in trajectory.values())}
 
 
 def main() -> None:

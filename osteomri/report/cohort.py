@@ -47,6 +47,15 @@ def qc_table(patients: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["QC flag", "exams flagged", "exams reporting"])
 
 
+def screening_table(patients: pd.DataFrame) -> pd.DataFrame:
+    """Per screening marker (columns ``<score>_<marker>_positive``): exams positive and exams screened."""
+    rows = []
+    for col in (c for c in patients.columns if c.endswith("_positive")):
+        values = patients[col].dropna().astype(str).str.lower()
+        rows.append((col[: -len("_positive")], int((values == "true").sum()), len(values)))
+    return pd.DataFrame(rows, columns=["screen", "exams positive", "exams screened"])
+
+
 def distributions_figure(patients: pd.DataFrame, markers: list[str], by: str | None = None) -> plt.Figure:
     """One histogram per marker, stacked by ``by`` (e.g. the WHO group) when given."""
     n = len(markers)
@@ -95,6 +104,10 @@ def cohort_report(result: CohortResult) -> HtmlReport:
         rep.paragraph("No stage reported QC flags.")
     else:
         rep.table(qc)
+    screen = screening_table(patients) if not patients.empty else pd.DataFrame()
+    if not screen.empty:
+        rep.heading("Screening")
+        rep.table(screen, caption="Risk estimates against published cut-offs (see each exam's report)")
     rep.heading("Distributions")
     markers = marker_columns(patients) if not patients.empty else []
     if markers:

@@ -99,13 +99,20 @@ def test_synthetic_cohort_truth_is_the_l1_l4_mean(dataset):
         assert truth.set_index("exam").loc[exam, "pdff_percent"] == pytest.approx(expected)
 
 
-def test_cohort_against_truth_with_one_corrupted_exam(client, dataset, tmp_path):
-    ds = tmp_path / "ds"
+@pytest.fixture(scope="module")
+def corrupted_run(client, dataset, tmp_path_factory):
+    """The 12-exam cohort with one exam's PDFF map truncated, run once."""
+    tmp = tmp_path_factory.mktemp("corrupted")
+    ds = tmp / "ds"
     shutil.copytree(dataset, ds)
     _corrupt(ds / CORRUPT / "anat" / f"{CORRUPT}_pdff.nii.gz")
-    out = tmp_path / "out"
-    seen = []
-    result = run_cohort(ds, out, client=client, progress=lambda o, c: seen.append((o.exam_id, dict(c))))
+    seen: list = []
+    result = run_cohort(ds, tmp / "out", client=client, progress=lambda o, c: seen.append((o.exam_id, dict(c))))
+    return ds, tmp / "out", result, seen
+
+
+def test_cohort_against_truth_with_one_corrupted_exam(corrupted_run):
+    ds, out, result, seen = corrupted_run
 
     # progress: one call per exam, counts add up
     assert sorted(e for e, _ in seen) == [f"sub-{i:03d}" for i in range(1, N_EXAMS + 1)]
@@ -146,10 +153,22 @@ def test_cohort_against_truth_with_one_corrupted_exam(client, dataset, tmp_path)
         assert vertebrae.empty and {"exam", "level", "map", "mean"} <= set(vertebrae.columns)
 
     page = (out / "cohort_report.html").read_text()
-    assert "Cohort summary" in page and CORRUPT in page and "http://" not in page
+    assert "Cohort summary" in page and CORRUPT in page and "http://" not in page and "https://" not in page
     run = json.loads((out / "cohort_run.json").read_text())
     assert run["counts"]["total"] == N_EXAMS
 
+
+@pytest.mark.browser
+def test_cohort_page_renders_in_chromium(corrupted_run, render_html):
+    _, out, result, _ = corrupted_run
+    dom = render_html(out / "cohort_report.html")
+    for words in ("Counts", "Failures", "QC flags", "Distributions", "Provenance", CORRUPT):
+        assert words in dom
+    assert dom.count("<img") == (1 if result.patients.attrs["measured"] else 0)
+
+
+def test_second_run_does_no_work_and_changed_inputs_are_redone(corrupted_run, client):
+    ds, out, _, _ = corrupted_run
     # a second run does no work: every exam skipped, no output file rewritten, the failure still reported
     before = _mtimes(out)
     again = run_cohort(ds, out, client=client)
