@@ -34,70 +34,15 @@ from osteomri.stats import (
     who_category,
 )
 from osteomri.stats._validate import require_columns
+from osteomri.vertebrae.measure import AGGREGATE_COLUMNS, aggregate_levels
 
-__all__ = ["LEVEL_SETS", "OUTCOMES", "StudyResult", "aggregate_levels", "load_cohort", "run_study", "write_study"]
+__all__ = ["OUTCOMES", "StudyResult", "load_cohort", "run_study", "write_study"]
 
-LEVEL_SETS = {"L1-L4": ("L1", "L2", "L3", "L4"), "L1-L5": ("L1", "L2", "L3", "L4", "L5")}
 #: ROC outcome definitions from the WHO group: name -> (label, positive groups, compared groups)
 OUTCOMES = {
     "osteoporosis": ("osteoporosis vs normal + osteopenia", ("osteoporosis",), WHO_GROUPS),
     "low_bone_mass": ("osteopenia + osteoporosis vs normal", ("osteopenia", "osteoporosis"), WHO_GROUPS),
 }
-LONG_COLUMNS = ("exam", "level", "map", "mean")
-
-
-def _levels(levels: str | Sequence[str]) -> tuple[str, ...]:
-    if isinstance(levels, str):
-        key = levels.upper().replace("–", "-")
-        if key in LEVEL_SETS:
-            return LEVEL_SETS[key]
-        parts = tuple(p.strip() for p in key.split(","))
-        if all(p in LEVEL_SETS["L1-L5"] for p in parts):
-            return parts
-        raise InputError(f"unknown level choice {levels!r}; use L1-L4, L1-L5 or one level such as L3")
-    return tuple(levels)
-
-
-def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = "L1-L4", roi: str | None = None
-                     ) -> pd.DataFrame:
-    """Per-patient means of a per-vertebra long table over ``levels``; one column per map.
-
-    Columns constant within an exam (clinical data carried in the long table) are kept. ``n_levels`` counts
-    the levels averaged per exam; exams missing some of the levels are averaged over those present (with a
-    :class:`MissingDataWarning` naming how many).
-    """
-    require_columns(long, LONG_COLUMNS, "per-vertebra table")
-    want = _levels(levels)
-    data = long
-    if "roi" in data.columns:
-        rois = sorted(data["roi"].dropna().unique())
-        if roi is None and len(rois) > 1:
-            raise InputError(f"the per-vertebra table has several ROI kinds {rois}; choose one with --roi")
-        if roi is not None:
-            if roi not in rois:
-                raise InputError(f"ROI {roi!r} not in the per-vertebra table (has {rois})")
-            data = data[data["roi"] == roi]
-    data = data[data["level"].astype(str).isin(want)]
-    if data.empty:
-        raise InputError(f"no rows for levels {list(want)} in the per-vertebra table "
-                         f"(levels present: {sorted(long['level'].astype(str).unique())})")
-    dup = data.duplicated(["exam", "level", "map"])
-    if dup.any():
-        raise InputError(f"per-vertebra table has {int(dup.sum())} duplicated exam/level/map rows")
-    wide = data.pivot_table(index="exam", columns="map", values="mean", aggfunc="mean")
-    wide.columns = [str(c) for c in wide.columns]
-    n_levels = data.groupby("exam")["level"].nunique().rename("n_levels")
-    short = int((n_levels < len(want)).sum())
-    if short:
-        warnings.warn(f"{short} exam(s) lack some of the levels {list(want)}; averaged over the levels present",
-                      MissingDataWarning, stacklevel=2)
-    extra = [c for c in long.columns if c not in {"level", "map", "roi", "mean", "median", "sd", "n_voxels",
-                                                  "volume_mm3", "exam", "label", "p05", "p95", "iqr"}]
-    const = [c for c in extra if (long.groupby("exam")[c].nunique(dropna=False) <= 1).all()]
-    out = wide.join(n_levels)
-    if const:
-        out = out.join(long.groupby("exam")[const].first())
-    return out.reset_index()
 
 
 def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = "L1-L4", roi: str | None = None,
@@ -105,7 +50,7 @@ def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = "L1-L4
     """Read a cohort CSV/TSV (separator from the extension, else sniffed); long per-vertebra tables are
     averaged per patient (:func:`aggregate_levels`) and may be joined to a ``clinical`` table on ``exam``."""
     df = _read_table(path)
-    if set(LONG_COLUMNS) <= set(df.columns):
+    if set(AGGREGATE_COLUMNS) <= set(df.columns):
         df = aggregate_levels(df, levels, roi)
     if clinical is not None:
         clin = _read_table(clinical)

@@ -10,6 +10,7 @@ Stable API for the pipeline and the reports::
 
     measure_vertebrae(maps, labels, preset, roi="paper", exam="", **options) -> DataFrame (long)
     summarize_levels(long) -> DataFrame (one row per exam, L1–L4 / L1–L5 means)
+    aggregate_levels(long, levels='L1-L4') -> DataFrame (per-patient means over chosen levels, for studies)
     measure_readers(maps, labels, readers, preset) -> ReaderMeasurement (per reader, averaged, ICC, BA)
     vbq_score(t1w, labels, preset, ...) -> VBQResult
     m_score(t1w, labels, reference_mean, reference_sd, ...) -> MScoreResult
@@ -20,6 +21,7 @@ from osteomri.vertebrae.labels import PRESETS, LabelPreset, VertebraLabels, phan
 from osteomri.vertebrae.measure import (
     LONG_COLUMNS,
     ReaderMeasurement,
+    aggregate_levels,
     measure_readers,
     measure_vertebrae,
     measure_vertebrae_with_rois,
@@ -32,6 +34,7 @@ from osteomri.vertebrae.scores import MScoreResult, VBQResult, m_score, vbq_scor
 
 __all__ = [
     "LONG_COLUMNS", "PRESETS", "LabelPreset", "MScoreResult", "ReaderMeasurement", "RoiSet", "VBQResult",
+    "aggregate_levels",
     "VertebraLabels", "m_score", "measure_readers", "measure_vertebrae", "measure_vertebrae_with_rois",
     "phantom_labels",
     "resolve_labels", "roi_statistics", "rois_for", "summarize_levels", "vbq_score",

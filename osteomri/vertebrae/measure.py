@@ -20,6 +20,7 @@ once per distinct grid.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -28,6 +29,7 @@ import pandas as pd
 
 from osteomri.errors import InputError
 from osteomri.io.image import Image
+from osteomri.stats._validate import MissingDataWarning, require_columns
 from osteomri.vertebrae.labels import LUMBAR, VertebraLabels, get_preset, level_rank, resolve_labels
 from osteomri.vertebrae.rois import (
     RoiSet,
@@ -291,3 +293,61 @@ def summarize_levels(long: pd.DataFrame, statistic: str = "mean") -> pd.DataFram
                 row[f"{map_name}_{set_name}"] = float(np.mean(vals)) if np.all(np.isfinite(vals)) else np.nan
         rows.append(row)
     return pd.DataFrame(rows)
+
+
+AGGREGATE_COLUMNS = ("exam", "level", "map", "mean")
+
+
+def parse_level_set(levels: str | Sequence[str]) -> tuple[str, ...]:
+    """``"L1-L4"``, ``"L1-L5"``, one level (``"L3"``) or a comma list (``"L2,L3"``) -> tuple of levels."""
+    if isinstance(levels, str):
+        key = levels.upper().replace("–", "-")
+        if key in LEVEL_SETS:
+            return LEVEL_SETS[key]
+        parts = tuple(p.strip() for p in key.split(","))
+        if all(p in LEVEL_SETS["L1-L5"] for p in parts):
+            return parts
+        raise InputError(f"unknown level choice {levels!r}; use L1-L4, L1-L5 or one level such as L3")
+    return tuple(levels)
+
+
+def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = "L1-L4", roi: str | None = None
+                     ) -> pd.DataFrame:
+    """Per-patient means of a per-vertebra long table over ``levels``; one column per map.
+
+    Columns constant within an exam (clinical data carried in the long table) are kept. ``n_levels`` counts
+    the levels averaged per exam; exams missing some of the levels are averaged over those present (with a
+    :class:`MissingDataWarning` naming how many).
+    """
+    require_columns(long, AGGREGATE_COLUMNS, "per-vertebra table")
+    want = parse_level_set(levels)
+    data = long
+    if "roi" in data.columns:
+        rois = sorted(data["roi"].dropna().unique())
+        if roi is None and len(rois) > 1:
+            raise InputError(f"the per-vertebra table has several ROI kinds {rois}; choose one with --roi")
+        if roi is not None:
+            if roi not in rois:
+                raise InputError(f"ROI {roi!r} not in the per-vertebra table (has {rois})")
+            data = data[data["roi"] == roi]
+    data = data[data["level"].astype(str).isin(want)]
+    if data.empty:
+        raise InputError(f"no rows for levels {list(want)} in the per-vertebra table "
+                         f"(levels present: {sorted(long['level'].astype(str).unique())})")
+    dup = data.duplicated(["exam", "level", "map"])
+    if dup.any():
+        raise InputError(f"per-vertebra table has {int(dup.sum())} duplicated exam/level/map rows")
+    wide = data.pivot_table(index="exam", columns="map", values="mean", aggfunc="mean")
+    wide.columns = [str(c) for c in wide.columns]
+    n_levels = data.groupby("exam")["level"].nunique().rename("n_levels")
+    short = int((n_levels < len(want)).sum())
+    if short:
+        warnings.warn(f"{short} exam(s) lack some of the levels {list(want)}; averaged over the levels present",
+                      MissingDataWarning, stacklevel=2)
+    extra = [c for c in long.columns if c not in {"level", "map", "roi", "mean", "median", "sd", "n_voxels",
+                                                  "volume_mm3", "exam", "label", "p05", "p95", "iqr"}]
+    const = [c for c in extra if (long.groupby("exam")[c].nunique(dropna=False) <= 1).all()]
+    out = wide.join(n_levels)
+    if const:
+        out = out.join(long.groupby("exam")[const].first())
+    return out.reset_index()
