@@ -5,7 +5,7 @@
     <folder>/<exam>_scores.json            VBQ and other scores
     <folder>/<exam>_stages.tsv             stage log (status, message, seconds)
     <folder>/<exam>_exam.json              clinical columns, status, errors, provenance
-    <folder>/<exam>_desc-<map>_qc.png      mid-sagittal slice with each level's ROI outlined
+    <folder>/<exam>_qc.png                 mid-sagittal maps with each level's ROI outlined
     <folder>/report.html                   self-contained exam report
 
 Every file is written atomically; every sidecar carries the provenance block.
@@ -72,7 +72,7 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
         "provenance": result.provenance,
     })
     for name, fig in result.figures.items():  # ROI overlays; the report inlines them afterwards
-        target = folder / f"{stem}_desc-{output_spec(name)[0]}_qc.png"
+        target = folder / f"{stem}_{name}.png"
         with atomic_path(target) as tmp:
             fig.savefig(tmp, dpi=110, format="png")
         written[f"qc_{name}"] = target

@@ -195,7 +195,7 @@ def _labels(spec: ExamSpec, ctx: ExamContext) -> Image:
 
 
 def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.report.figures import qc_figure
+    from osteomri.report.figures import qc_panels
     from osteomri.vertebrae import measure_vertebrae_with_rois
 
     maps = {k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}
@@ -204,9 +204,9 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
     table, rois = measure_vertebrae_with_rois(maps, _labels(spec, ctx), preset=spec.label_preset, roi=spec.roi,
                                               exam=spec.exam_id, **_opts(spec, "measure"))
     ctx.result.vertebrae = table
-    for name in QC_FIGURE_MAPS:
-        if name in rois:
-            ctx.result.figures[name] = qc_figure(maps[name], rois[name], map_name=name)
+    shown = {name: maps[name] for name in QC_FIGURE_MAPS if name in rois}
+    if shown:
+        ctx.result.figures["qc"] = qc_panels(shown, rois)
     return f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'"
 
 

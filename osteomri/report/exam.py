@@ -61,8 +61,8 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
         rep.figure(maps_figure(shown), caption="Mid-sagittal slice of each map (anterior left, superior up)")
     if result.figures:
         rep.heading("Regions of interest (mid-sagittal)")
-        for name, fig in result.figures.items():
-            rep.figure(fig, caption=f"{name}: each level's ROI outlined and labelled")
+        for fig in result.figures.values():
+            rep.figure(fig, caption="Each level's ROI outlined and labelled on the mid-sagittal slice")
     if result.vertebrae is not None and len(result.vertebrae):
         rep.heading("Per-vertebra measurements")
         rep.table(level_table(result.vertebrae), caption="mean ± SD in each level's ROI")

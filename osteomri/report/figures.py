@@ -63,11 +63,12 @@ def maps_figure(maps: dict[str, Image], index: int | None = None) -> plt.Figure:
 
 def qc_figure(map_image: Image, rois: RoiSet, map_name: str = "", title: str | None = None,
               index: int | None = None, vmin: float | None = None, vmax: float | None = None,
-              cmap: str | None = None) -> plt.Figure:
+              cmap: str | None = None, ax: plt.Axes | None = None) -> plt.Figure:
     """Mid-sagittal slice of ``map_image`` with each level's ROI outlined and labelled.
 
     ``index``: sagittal slice along the LR array axis (default: the median of the levels' mid-sagittal
-    slices). Display range and colour map default by ``map_name`` (:data:`MAP_DISPLAY`).
+    slices). Display range and colour map default by ``map_name`` (:data:`MAP_DISPLAY`). ``ax``: draw into
+    this axes (of a larger figure) instead of a new figure.
     """
     data = np.asarray(map_image.data)
     data = data if data.ndim == 3 else data[..., 0]
@@ -77,7 +78,7 @@ def qc_figure(map_image: Image, rois: RoiSet, map_name: str = "", title: str | N
     index = rois.sagittal_index() if index is None else int(index)
     img, _, extent = sagittal_view(data, map_image.affine, index)
     lo, hi, cm = _display_range(map_name, img)
-    fig, ax = plt.subplots(figsize=(4.2, 5.2))
+    fig, ax = plt.subplots(figsize=(4.2, 5.2)) if ax is None else (ax.figure, ax)
     shown = ax.imshow(img, cmap=cmap or cm, vmin=lo if vmin is None else vmin, vmax=hi if vmax is None else vmax,
                       extent=extent, origin="upper", interpolation="nearest")
     fig.colorbar(shown, ax=ax, fraction=0.046, pad=0.04, label=map_name or None)
@@ -98,6 +99,17 @@ def qc_figure(map_image: Image, rois: RoiSet, map_name: str = "", title: str | N
     ax.set_ylabel("inferior → superior (mm)")
     ax.set_title(title or f"{map_name or 'map'}: {rois.strategy} ROIs, sagittal slice {index}", fontsize=9)
     fig.tight_layout()
+    return fig
+
+
+def qc_panels(maps: dict[str, Image], rois: dict[str, RoiSet]) -> plt.Figure:
+    """One row of :func:`qc_figure` panels, one per map (each with the ROIs measured on its grid)."""
+    names = [n for n in maps if n in rois]
+    if not names:
+        raise InputError("no map with ROIs to show")
+    fig, axes = plt.subplots(1, len(names), figsize=(4.2 * len(names), 5.2), squeeze=False)
+    for ax, name in zip(axes[0], names, strict=True):
+        qc_figure(maps[name], rois[name], map_name=name, ax=ax, title=f"{name}: {rois[name].strategy} ROIs")
     return fig
 
 

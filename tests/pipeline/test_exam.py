@@ -151,6 +151,6 @@ def test_measure_stage_writes_table_and_roi_overlays(tmp_path, phantom):
     truth = phantom.truth.set_index("level")["pdff_percent"]
     got = table[table["map"] == "pdff_percent"].set_index("level")["mean"]
     np.testing.assert_allclose(got[truth.index], truth, atol=0.2)  # the tolerance, on the true map
-    png = tmp_path / "sub-11" / "sub-11_desc-pdff_qc.png"
+    png = tmp_path / "sub-11" / "sub-11_qc.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Regions of interest" in (tmp_path / "sub-11" / "report.html").read_text()

@@ -8,7 +8,7 @@ import pytest
 
 from osteomri.io.orientation import reoriented as reorient
 from osteomri.phantom import make_spine_phantom
-from osteomri.report.figures import qc_figure, save_qc_figures
+from osteomri.report.figures import qc_figure, qc_panels, save_qc_figures
 from osteomri.vertebrae import phantom_labels, rois_for
 
 
@@ -39,3 +39,9 @@ def test_qc_figure_outlines_and_labels_each_level(phantom, tmp_path):
     paths = save_qc_figures({"pdff_percent": pdff, "r2star_hz": phantom.maps["r2star_hz"]}, rois, tmp_path, "sub-01")
     for p in paths.values():
         assert p.exists() and p.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    panels = qc_panels({"pdff_percent": pdff, "r2star_hz": phantom.maps["r2star_hz"]},
+                       {"pdff_percent": rois, "r2star_hz": rois})
+    image_axes = [ax for ax in panels.axes if ax.images and ax.texts]
+    assert len(image_axes) == 2 and all(sorted(t.get_text() for t in ax.texts) == sorted(rois.levels)
+                                        for ax in image_axes)
+    np.testing.assert_array_equal(np.asarray(image_axes[0].images[0].get_array()), expected)
