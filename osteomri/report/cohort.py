@@ -10,6 +10,7 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
+from matplotlib.ticker import MaxNLocator  # noqa: E402
 
 from osteomri.io.provenance import provenance  # noqa: E402
 from osteomri.report.html import HtmlReport  # noqa: E402
@@ -74,6 +75,7 @@ def distributions_figure(patients: pd.DataFrame, markers: list[str], by: str | N
             ax.hist(values.dropna(), bins=12, color="#456")
         ax.set_xlabel(marker)
         ax.set_ylabel("exams")
+        ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[n:]:
         ax.axis("off")
     fig.tight_layout()

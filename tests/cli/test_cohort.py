@@ -110,3 +110,20 @@ def test_errors_are_one_clear_line(tmp_path, capsys):
     rc = main(["cohort", "run", str(tmp_path / "ds"), "--out", str(tmp_path / "o"), "--connect-timeout", "2",
                "--scheduler", f"tcp://127.0.0.1:{_free_port()}"])
     assert rc == 2 and "cannot reach the Dask scheduler" in capsys.readouterr().err
+
+
+@pytest.mark.slow
+def test_cohort_patients_is_the_input_of_study(tmp_path):
+    """synth -> cohort run (local cluster, 2 workers) -> osteomri study on cohort_patients.tsv."""
+    ds, out = tmp_path / "ds", tmp_path / "out"
+    assert main(["cohort", "synth", "--n", "24", "--out", str(ds), "--seed", "4", "--modalities", "vendor,t1w"]) == 0
+    assert main(["cohort", "run", str(ds), "--out", str(out), "--workers", "2"]) == 0
+    patients = pd.read_csv(out / "cohort_patients.tsv", sep="\t")
+    if "pdff_percent" not in patients.columns:
+        pytest.skip("the measurement stage is not built: no per-patient PDFF yet")
+    assert main(["study", str(out / "cohort_patients.tsv"), "--tscore", "t_score", "--marker", "pdff_percent",
+                 "--marker", "r2star_hz", "--bmd", "bmd_mg_cm3", "--n-bootstrap", "20", "--out",
+                 str(tmp_path / "study")]) == 0
+    table1 = pd.read_csv(tmp_path / "study" / "table1.csv")
+    groups = pd.read_csv(ds / "participants.tsv", sep="\t")["who_group"].value_counts()
+    assert list(table1.columns[1:4]) == [f"{g} (n={groups[g]})" for g in ("normal", "osteopenia", "osteoporosis")]
