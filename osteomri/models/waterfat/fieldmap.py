@@ -257,11 +257,12 @@ def regularised_fieldmap_labels(
     grid: FieldGrid,
     axis_weight: np.ndarray,
     fat_shift_hz: float,
-    graphcut_max_nodes: int = 6000,
+    graphcut_max_nodes: int = 50000,
     icm_iterations: int = 4,
     min_size: int = 8,
     prior_hz: np.ndarray | None = None,
     stop_level: int = 0,
+    alias_moves_max_nodes: int = 0,
 ) -> np.ndarray:
     """Field-map grid label per voxel of ``shape`` (3-D int array), coarse to fine.
 
@@ -315,6 +316,16 @@ def regularised_fieldmap_labels(
             flat = jump_moves(lev.data, labels.ravel(), grid, edges, jumps)
             labels = flat.reshape(lev.shape)
         labels = icm(lev, labels, grid, n_iter=icm_iterations, signal_index=signal_index_k)
+    n_full = int(np.prod(shape))
+    if stop_level == 0 and fat_jump > 0 and graphcut_max_nodes < n_full <= alias_moves_max_nodes:
+        # final alias moves on the full-resolution graph: whole regions between water- and fat-dominant minima
+        full = levels[0].data
+        if full.shape[0] != n_full:
+            full = np.zeros((n_full, n_lab), np.float32)
+            full[signal_index] = levels[0].data
+        edges = grid_edges(shape, levels[0].axis_weight)
+        labels = jump_moves(full, labels.ravel(), grid, edges, [fat_jump, -fat_jump]).reshape(shape)
+        labels = icm(Level(shape, (1, 1, 1), full, levels[0].axis_weight), labels, grid, n_iter=icm_iterations)
     if stop_level > 0:
         labels = _upsample(labels, np.asarray(levels[stop_level].block), shape)
     if shift is not None:

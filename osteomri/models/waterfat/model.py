@@ -90,10 +90,14 @@ class WaterFatModel:
         Preset name (``ren_marrow``, ``hamilton_liver``, ``ismrm_6peak``), :class:`FatSpectrum` or dict.
     precession_clockwise:
         True when fat sits at negative frequency with an exp(+i 2 pi f t) model (ISMRM toolbox
-        ``PrecessionIsClockwise = 1``); False conjugates the data first.
+        ``PrecessionIsClockwise = 1``); False conjugates the data first; ``"auto"`` picks the convention
+        whose VARPRO residual is lower on the brightest voxels (:meth:`detect_precession`), for data whose
+        convention is not recorded.
     regularisation:
-        Smoothness weight of the field map (dimensionless; a jump of one fat shift between two neighbours
-        costs ``regularisation`` times the median voxel signal energy).
+        Smoothness weight of the field map, in noise units: a jump of one main fat shift between two
+        neighbours costs as much as ``regularisation`` times the noise variance in the data term (the
+        residual of a voxel is a chi-square times the noise variance, so the balance follows the SNR: a
+        maximum-a-posteriori weighting).
     voxel_size_mm:
         Voxel edge lengths; neighbours along thick axes are coupled less (weight ∝ 1/size^2).
     fieldmap_step_hz, fieldmap_range_hz:
@@ -113,9 +117,9 @@ class WaterFatModel:
         te_s: np.ndarray | list[float],
         field_strength_t: float,
         fat_spectrum: str | FatSpectrum | dict = "ren_marrow",
-        precession_clockwise: bool = True,
+        precession_clockwise: bool | str = True,
         *,
-        regularisation: float = 0.1,
+        regularisation: float = 100.0,
         voxel_size_mm: tuple[float, float, float] | None = None,
         fieldmap_step_hz: float | None = None,
         fieldmap_range_hz: float | None = None,
@@ -133,7 +137,12 @@ class WaterFatModel:
         if not np.isfinite(self.field_strength_t) or not 0.05 <= self.field_strength_t <= 20:
             raise InputError(f"field strength must be tesla (0.05..20), got {field_strength_t}")
         self.spectrum = get_fat_spectrum(fat_spectrum)
-        self.precession_clockwise = bool(precession_clockwise)
+        if isinstance(precession_clockwise, str):
+            if precession_clockwise != "auto":
+                raise InputError(f"precession_clockwise must be True, False or 'auto', got {precession_clockwise!r}")
+            self.precession_clockwise: bool | str = "auto"
+        else:
+            self.precession_clockwise = bool(precession_clockwise)
         self.regularisation = float(regularisation)
         self.voxel_size_mm = np.ones(3) if voxel_size_mm is None else np.asarray(voxel_size_mm, float)
         self.r2star_max_hz = float(r2star_max_hz)
@@ -198,7 +207,10 @@ class WaterFatModel:
         data = signal.reshape(shape3 + (self.te_s.size,))
         data = np.where(np.isfinite(data), data, 0)
         magnitude_only = not np.iscomplexobj(data)
-        if not magnitude_only and not self.precession_clockwise:
+        clockwise = self.precession_clockwise
+        if clockwise == "auto" and not magnitude_only:
+            clockwise = self.detect_precession(data.reshape(-1, self.te_s.size))
+        if not magnitude_only and not clockwise:
             data = np.conj(data)
         rms = np.sqrt((np.abs(data) ** 2).mean(axis=-1))
         scale = float(np.percentile(rms[rms > 0], 99)) if np.any(rms > 0) else 1.0
@@ -213,7 +225,8 @@ class WaterFatModel:
             raise InputError("no voxel with signal above the threshold (or in the mask) to fit")
         flat = data.reshape(-1, self.te_s.size)
 
-        qc: dict[str, Any] = {"n_fitted_voxels": int(index.size), "magnitude_only": magnitude_only}
+        qc: dict[str, Any] = {"n_fitted_voxels": int(index.size), "magnitude_only": magnitude_only,
+                              "precession_clockwise": clockwise}
         if magnitude_only:
             res = fit_magnitude(np.abs(flat[index]), self.te_s, self.fat_signal, shape3, index,
                                 r2star_max_hz=2 * self.r2star_max_hz)
@@ -254,6 +267,25 @@ class WaterFatModel:
             self._quality(fit, shape3, fit_mask, rel_res)
         return fit
 
+    def detect_precession(self, signal: np.ndarray, n_voxels: int = 4000) -> bool:
+        """Which sign convention fits the data: True (as stored) or False (conjugated).
+
+        Compares the summed relative VARPRO residual (best field map per voxel) of the brightest voxels under
+        both conventions; with fat present the wrong one cannot explain the fat spectrum's phase evolution.
+        Ties (e.g. no fat) return True.
+        """
+        flat = signal.reshape(-1, self.te_s.size)
+        energy = (np.abs(flat) ** 2).sum(axis=1)
+        order = np.argsort(energy)[::-1]
+        bright = order[: max(1, np.count_nonzero(energy > 0.1 * energy[order[0]]))]
+        pick = bright[:: max(1, bright.size // n_voxels)]
+        sig = flat[pick]
+        e = energy[pick][:, None]
+        weights = self._weights_cache()
+        res_as_is = (residual_curves(sig, weights, self.r2_grid.size) / e).min(axis=1).sum()
+        res_conj = (residual_curves(np.conj(sig), weights, self.r2_grid.size) / e).min(axis=1).sum()
+        return bool(res_as_is <= 1.1 * res_conj)
+
     def _weights_cache(self) -> np.ndarray:
         if self._weights is None:
             self._weights = projection_weights(self.te_s, self.fat_signal, self.grid.values_hz, self.r2_grid)
@@ -279,9 +311,12 @@ class WaterFatModel:
         search_index = np.union1d(np.flatnonzero(signal_vox), index)
         sig = flat[search_index]
         curves = residual_curves(sig, self._weights_cache(), self.r2_grid.size, self.chunk_voxels)
-        energy_med = float(np.median((np.abs(sig) ** 2).sum(axis=1)))
+        # misfit (noise) variance per complex sample, from the best residual of each voxel (n - 3 dof)
+        noise_var = float(np.median(curves.min(axis=1))) / max(self.te_s.size - 3, 1)
+        noise_var = max(noise_var, 1e-12 * float(np.median((np.abs(sig) ** 2).sum(axis=1))))
+        qc["noise_variance_relative"] = noise_var
         axis_w = (self.voxel_size_mm.min() / self.voxel_size_mm) ** 2
-        mu = self.regularisation * energy_med / self.fat_shift_hz**2
+        mu = self.regularisation * noise_var / self.fat_shift_hz**2
         labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz,
                                              stop_level=1 if self.demodulate else 0)
         if self.demodulate:
