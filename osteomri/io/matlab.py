@@ -110,6 +110,7 @@ def load_toolbox_mat(path: str | os.PathLike, voxel_size_mm: tuple[float, float,
         te = _echo_times(mat["te"], images.shape[-1], path)
         b0 = _scalar(mat["Tesla"], "Tesla", path)
         clockwise = True  # Bydder's fat_basis: fat at negative frequency with exp(+i 2 pi f t)
+        meta["PrecessionIsClockwiseAssumed"] = True  # not stored in the file: consumers may auto-detect
         if "tr" in mat:
             tr = _scalar(mat["tr"], "tr", path)
             meta["RepetitionTime"] = tr / 1000.0 if tr > 1.0 else tr  # stored in ms
