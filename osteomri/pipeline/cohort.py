@@ -382,7 +382,7 @@ def _patient_row(spec: ExamSpec, outcome: ExamOutcome, exam_json: dict | None, v
         key = f"clinical_{name}" if name in aggregates or name in row else name
         row[key] = value
     row.update(aggregates)
-    measured = [k for k in aggregates if not k.endswith("_n_levels")]
+    measured = [k for k in aggregates if k != "n_levels"]
     for name, value in (scores or {}).items():
         if isinstance(value, list):  # per-marker records (e.g. the screening estimate): flag and probability
             for rec in (r for r in value if isinstance(r, dict) and "marker" in r):
@@ -401,16 +401,27 @@ def _patient_row(spec: ExamSpec, outcome: ExamOutcome, exam_json: dict | None, v
 
 
 def _level_aggregates(vert: pd.DataFrame | None, roi: str) -> dict[str, float]:
-    """Per map: the mean over L1–L4 of the per-level means (``<map>``) and how many levels were measured."""
-    if vert is None or vert.empty or not {"level", "map", "mean"} <= set(vert.columns):
+    """Per map the mean over L1–L4 of the per-level means (``<map>``) and ``n_levels``: the measurement
+    layer's own aggregation (:func:`osteomri.vertebrae.measure.aggregate_levels`), one exam at a time."""
+    if vert is None or vert.empty:
         return {}
-    table = vert
-    if "roi" in table.columns and table["roi"].nunique() > 1 and (table["roi"] == roi).any():
-        table = table[table["roi"] == roi]
-    core = table[table["level"].isin(CORE_LEVELS)]
-    out: dict[str, float] = {}
-    for name, group in core.groupby("map", sort=True):
-        values = pd.to_numeric(group["mean"], errors="coerce").dropna()
-        out[str(name)] = float(values.mean()) if len(values) else float("nan")
-        out[f"{name}_n_levels"] = int(len(values))
+    import warnings
+
+    from osteomri.errors import OsteoMRIError
+    from osteomri.vertebrae.measure import aggregate_levels
+
+    has_roi = "roi" in vert.columns and (vert["roi"] == roi).any()
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # fewer levels than L1–L4 show in n_levels
+            wide = aggregate_levels(vert, "L1-L4", roi if has_roi else None)
+    except (OsteoMRIError, KeyError, ValueError):
+        return {}
+    if wide.empty:
+        return {}
+    row = wide.iloc[0]
+    maps = sorted(vert["map"].dropna().astype(str).unique())
+    out = {m: float(row[m]) for m in maps if m in row.index}
+    if "n_levels" in row.index:
+        out["n_levels"] = int(row["n_levels"])
     return out

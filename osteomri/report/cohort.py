@@ -32,8 +32,7 @@ def counts_table(result: CohortResult) -> pd.DataFrame:
 
 def marker_columns(patients: pd.DataFrame) -> list[str]:
     """Per-patient numeric markers (L1–L4 means, scores), not ids, QC flags, counters or clinical columns."""
-    measured = set(patients.attrs.get("measured", [])) or {c[: -len("_n_levels")] for c in patients.columns
-                                                           if c.endswith("_n_levels")}
+    measured = set(patients.attrs.get("measured", []))
     return [c for c in patients.columns if c in measured and pd.api.types.is_numeric_dtype(patients[c])]
 
 
