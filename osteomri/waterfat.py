@@ -2,6 +2,8 @@
 
 from osteomri.models.waterfat import (
     FAT_SPECTRA,
+    MAP_NAMES,
+    MAP_UNITS,
     FatSpectrum,
     T1Correction,
     WaterFatFit,
@@ -11,5 +13,5 @@ from osteomri.models.waterfat import (
     multiecho_signal,
 )
 
-__all__ = ["FAT_SPECTRA", "FatSpectrum", "T1Correction", "WaterFatFit", "WaterFatModel", "fat_basis",
-           "get_fat_spectrum", "multiecho_signal"]
+__all__ = ["FAT_SPECTRA", "MAP_NAMES", "MAP_UNITS", "FatSpectrum", "T1Correction", "WaterFatFit", "WaterFatModel",
+           "fat_basis", "get_fat_spectrum", "multiecho_signal"]
