@@ -129,7 +129,7 @@ def _destination(data: np.ndarray, labels: np.ndarray, alpha: int, n_lab: int, c
 
 
 def jump_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tuple,
-               jumps: list[int], sweeps: int = 4) -> np.ndarray:
+               jumps: list[int], sweeps: int = 3) -> np.ndarray:
     """Minimise the MRF energy by graph-cut jump moves (Hernando et al. 2010), each a binary min-cut."""
     n_lab = grid.values_hz.size
     g = grid.values_hz
@@ -257,7 +257,7 @@ def regularised_fieldmap_labels(
     grid: FieldGrid,
     axis_weight: np.ndarray,
     fat_shift_hz: float,
-    graphcut_max_nodes: int = 50000,
+    graphcut_max_nodes: int = 10000,
     icm_iterations: int = 4,
     min_size: int = 8,
     prior_hz: np.ndarray | None = None,
@@ -288,7 +288,7 @@ def regularised_fieldmap_labels(
     fat_jump = int(round(abs(fat_shift_hz) / grid.step_hz))
     jumps: list[int] = []
     step = 1
-    while step < n_lab // 2:
+    while step <= min(8, n_lab // 4):  # small moves (gradients); large moves are the fat-alias jumps below
         jumps += [step, -step]
         step *= 2
     if 0 < fat_jump < n_lab:
