@@ -33,12 +33,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pandas as pd
 
 from osteomri._version import __version__
 from osteomri.errors import InputError
-from osteomri.io.provenance import provenance, sha256_file, write_json_atomic
+from osteomri.io.provenance import provenance, write_json_atomic
 from osteomri.pipeline.spec import ExamSpec
 
 TMP_DIR = ".osteomri-tmp"
@@ -96,16 +95,7 @@ ProgressCallback = Callable[[ExamOutcome, dict[str, int]], None]
 
 def completion_key(spec: ExamSpec) -> dict[str, Any]:
     """What decides whether an exam's outputs are current: version, input hashes and parameters."""
-    inputs = {}
-    for name, path in sorted(spec.input_paths().items()):
-        inputs[name] = {"name": path.name, "sha256": sha256_file(path) if path.exists() else "missing"}
-    for name in ("megre", "pdff", "r2star", "t1w", "dwi", "labels", "bvals"):
-        value = getattr(spec, name)
-        if value is not None and name not in inputs:  # in-memory inputs: hash their data
-            from osteomri.io.provenance import sha256_array
-
-            data = getattr(value, "data", value)
-            inputs[name] = {"name": f"<in-memory {name}>", "sha256": sha256_array(np.asarray(data))}
+    inputs = dict(sorted(spec.input_digests().items()))
     params = {"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options}
     return {"version": __version__, "inputs": inputs, "parameters": json.loads(json.dumps(params, default=str))}
 
@@ -145,7 +135,7 @@ def process_exam(spec: ExamSpec, out_dir: str | os.PathLike, retry_failed: bool 
     from osteomri.pipeline.exam import run_exam
 
     try:
-        result = run_exam(spec, out_dir=tmp_root, progress=track)
+        result = run_exam(spec, out_dir=tmp_root, progress=track, input_digests=key["inputs"])
         errors = [(s.stage, s.message) for s in result.stages if s.status == "failed"]
         ok = result.ok
     except MemoryError:
@@ -160,7 +150,7 @@ def process_exam(spec: ExamSpec, out_dir: str | os.PathLike, retry_failed: bool 
             "exam_id": spec.exam_id, "ok": False, "errors": [f"{s}: {m}" for s, m in errors],
             "clinical": spec.clinical,
             "provenance": provenance("run_exam", inputs=[p for p in spec.input_paths().values() if p.exists()])})
-    errors = [(stage, _scrub(message, spec)) for stage, message in errors]
+    errors = [(stage, spec.scrub_paths(message)) for stage, message in errors]
     write_json_atomic(staging / f"{spec.exam_id}{RECORD_SUFFIX}", {
         "exam_id": spec.exam_id, "ok": ok, "errors": errors, "key": key,
         "seconds": round(time.perf_counter() - t0, 3),
@@ -185,15 +175,6 @@ def _peak_rss_mb() -> float:
         return peak / 2**20 if sys.platform == "darwin" else peak / 1024
     except (ImportError, OSError):  # pragma: no cover - Windows
         return float("nan")
-
-
-def _scrub(message: str, spec: ExamSpec) -> str:
-    """Replace the inputs' folders in a message by nothing: file names stay, full paths do not."""
-    for path in spec.input_paths().values():
-        parent = str(path.parent)
-        if parent not in ("", "."):
-            message = message.replace(parent + os.sep, "").replace(parent, "")
-    return message
 
 
 def _publish(staging: Path, final: Path, tmp_dir: Path) -> None:

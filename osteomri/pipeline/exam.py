@@ -13,7 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from osteomri.errors import OsteoMRIError
-from osteomri.io.provenance import provenance, sha256_array
+from osteomri.io.provenance import provenance
 from osteomri.pipeline.spec import ExamResult, ExamSpec, StageRecord
 from osteomri.pipeline.stages import STAGES, ExamContext
 
@@ -24,10 +24,14 @@ def run_exam(
     spec: ExamSpec,
     out_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
+    input_digests: dict[str, dict[str, str]] | None = None,
 ) -> ExamResult:
     """Run every applicable stage for ``spec``; write outputs below ``out_dir`` if given.
 
     ``progress(stage, status)`` is called before and after each stage (for progress bars).
+    ``input_digests``: :meth:`ExamSpec.input_digests` when the caller already computed it (not hashed again).
+    Any exception in a stage is recorded as that stage's failure (messages without input folders); the
+    other stages go on.
     """
     result = ExamResult(exam_id=spec.exam_id, clinical=dict(spec.clinical))
     ctx = ExamContext(spec=spec, result=result, images={})
@@ -39,35 +43,31 @@ def run_exam(
             if progress:
                 progress(stage.name, "not_available")
             continue
+        if unmet := stage.unmet_needs({r.stage for r in result.stages if r.status == "done"}):
+            result.stages.append(StageRecord(stage.name, "skipped", f"needs {'; '.join(unmet)}, which did not succeed"))
+            if progress:
+                progress(stage.name, "skipped")
+            continue
         if progress:
             progress(stage.name, "start")
         t0 = time.perf_counter()
         try:
             message = stage.run(spec, ctx)
             record = StageRecord(stage.name, "done", message)
-        except (OsteoMRIError, ValueError, OSError) as exc:
-            record = StageRecord(stage.name, "failed", f"{type(exc).__name__}: {exc}")
+        except Exception as exc:  # noqa: BLE001 - one stage's failure, whatever it is, must not lose the exam
+            kind = "" if isinstance(exc, OsteoMRIError) else f"{type(exc).__name__}: "
+            record = StageRecord(stage.name, "failed", spec.scrub_paths(f"{kind}{exc}"))
         record.seconds = round(time.perf_counter() - t0, 3)
         result.stages.append(record)
         if progress:
             progress(stage.name, record.status)
     if not result.stages:
         result.stages.append(StageRecord("inputs", "failed", "the exam names no input image"))
-    result.provenance = _exam_provenance(spec, ctx)
+    result.provenance = provenance(
+        "run_exam", parameters={"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options})
+    result.provenance["inputs"] = list((input_digests or spec.input_digests()).values())
     if out_dir is not None:
         from osteomri.pipeline.outputs import write_exam_outputs
 
         write_exam_outputs(result, Path(out_dir) / spec.relative_dir(), spec)
     return result
-
-
-def _exam_provenance(spec: ExamSpec, ctx: ExamContext) -> dict:
-    prov = provenance(
-        "run_exam",
-        parameters={"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options},
-        inputs=[p for p in spec.input_paths().values() if p.exists()],
-    )
-    in_memory = {name: sha256_array(img.data) for name, img in ctx.images.items()
-                 if not isinstance(getattr(spec, name, None), (str, Path))}
-    prov["inputs"] += [{"name": f"<in-memory {k}>", "sha256": v} for k, v in in_memory.items()]
-    return prov

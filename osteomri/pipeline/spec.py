@@ -80,6 +80,38 @@ class ExamSpec:
         """``sub-XX`` or ``sub-XX/ses-YY``: where this exam's outputs go."""
         return Path(self.subject, self.session) if self.session else Path(self.subject)
 
+    def input_digests(self) -> dict[str, dict[str, str]]:
+        """Input name -> ``{"name", "sha256"}``: files by content (``"missing"`` if absent), in-memory images by
+        their data, b-value lists by their JSON. What provenance records and what decides whether outputs are
+        current."""
+        import hashlib
+        import json
+
+        from osteomri.io.provenance import sha256_array, sha256_file
+
+        out: dict[str, dict[str, str]] = {}
+        for name in ("megre", "pdff", "r2star", "t1w", "dwi", "labels", "bvals"):
+            value = getattr(self, name)
+            if value is None:
+                continue
+            if isinstance(value, (str, Path)):
+                path = Path(value)
+                out[name] = {"name": path.name, "sha256": sha256_file(path) if path.exists() else "missing"}
+            elif isinstance(value, Image):
+                out[name] = {"name": f"<in-memory {name}>", "sha256": sha256_array(value.data)}
+            else:
+                text = json.dumps([float(v) for v in value])
+                out[name] = {"name": f"<{name} list>", "sha256": hashlib.sha256(text.encode()).hexdigest()}
+        return out
+
+    def scrub_paths(self, message: str) -> str:
+        """``message`` without the folders of the inputs (file names stay): no full paths in logs."""
+        for path in self.input_paths().values():
+            parent = str(path.parent)
+            if parent not in ("", "."):
+                message = message.replace(parent + "/", "").replace(parent, "")
+        return message
+
     def input_paths(self) -> dict[str, Path]:
         """The inputs given as paths (for hashing and provenance)."""
         out = {}

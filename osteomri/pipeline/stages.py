@@ -83,10 +83,15 @@ class Stage:
     applies: Callable[[ExamSpec], bool]
     modules: tuple[str, ...]
     run: Callable[[ExamSpec, ExamContext], str]
+    needs: tuple[tuple[str, ...], ...] = ()  # each group: at least one of these stages must have succeeded
 
     def missing_modules(self) -> list[str]:
         """The library modules this stage needs that are not built (yet)."""
         return [m for m in self.modules if importlib.util.find_spec(m) is None]
+
+    def unmet_needs(self, done: set[str]) -> list[str]:
+        """The groups of ``needs`` of which no stage succeeded (``"a or b"``)."""
+        return [" or ".join(group) for group in self.needs if not done.intersection(group)]
 
 
 def _opts(spec: ExamSpec, stage: str) -> dict[str, Any]:
@@ -243,14 +248,19 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     return "; ".join(flags)
 
 
+_MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim")
+
 STAGES: tuple[Stage, ...] = (
     Stage("waterfat", lambda s: s.megre is not None, ("osteomri.waterfat",), run_waterfat),
     Stage("vendor_maps", lambda s: s.megre is None and (s.pdff is not None or s.r2star is not None),
           ("osteomri.io.nifti",), run_vendor_maps),
     Stage("t1w", lambda s: s.t1w is not None, ("osteomri.io.nifti",), run_t1w),
     Stage("ivim", lambda s: s.dwi is not None, ("osteomri.ivim", "osteomri.io.bvals"), run_ivim),
-    Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure),
-    Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq),
+    Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure,
+          needs=(_MAP_STAGES,)),
+    Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,
+          needs=(("t1w",),)),
     Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
-          ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening),
+          ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening,
+          needs=(("measure",), ("waterfat", "vendor_maps"))),
 )

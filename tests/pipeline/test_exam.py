@@ -154,3 +154,14 @@ def test_measure_stage_writes_table_and_roi_overlays(tmp_path, phantom):
     png = tmp_path / "sub-11" / "sub-11_qc.png"
     assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert "Regions of interest" in (tmp_path / "sub-11" / "report.html").read_text()
+
+
+def test_stage_after_a_failed_prerequisite_is_skipped_not_failed(tmp_path, phantom):
+    bad = tmp_path / "bad_pdff.nii.gz"
+    bad.write_bytes(b"\x1f\x8b broken gzip")
+    result = run_exam(ExamSpec("sub-12", pdff=bad, labels=phantom.levels))
+    status = result.stage_table().set_index("stage")
+    assert status.loc["vendor_maps", "status"] == "failed"
+    assert status.loc["measure", "status"] == "skipped" and "did not succeed" in status.loc["measure", "message"]
+    assert status.loc["screening", "status"] == "skipped"
+    assert len(result.errors()) == 1 and str(tmp_path) not in result.errors()[0], "no input folders in messages"
