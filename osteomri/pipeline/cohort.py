@@ -302,7 +302,11 @@ def _map_exams(client: Any, specs: list[ExamSpec], out_dir: Path, retries: int, 
 def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], out_dir: Path, *,
                   dataset_name: str = "", seconds: float = 0.0, scheduler: str | None = None,
                   report: bool = True) -> CohortResult:
-    """Gather the per-exam outputs on disk into the cohort tables, errors.tsv, the run record and the page."""
+    """Gather the per-exam outputs on disk into the cohort tables, errors.tsv, the run record and the page.
+
+    ``cohort_vertebrae.tsv`` holds the exams that completed without a failed stage; a failed exam keeps its
+    partial outputs (e.g. the T1w measured when the PDFF map was corrupt) in its own folder only.
+    """
     from osteomri.pipeline.outputs import write_tsv_atomic
 
     vert_frames, rows, measured = [], [], set()
@@ -310,7 +314,7 @@ def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], ou
         folder = out_dir / spec.relative_dir()
         exam_json = read_record(folder / f"{spec.exam_id}_exam.json") if outcome.status != "lost" else None
         vert = _read_vertebrae(folder / f"{spec.exam_id}_vertebrae.tsv", spec.exam_id) if exam_json else None
-        if vert is not None:
+        if vert is not None and outcome.ok:  # a failed exam's partial table stays in its own folder
             vert_frames.append(vert)
         scores = read_record(folder / f"{spec.exam_id}_scores.json") if exam_json else None
         row, names = _patient_row(spec, outcome, exam_json, vert, scores)
