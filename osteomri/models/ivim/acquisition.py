@@ -24,25 +24,15 @@ from dataclasses import dataclass
 import numpy as np
 
 from osteomri.errors import InputError
+from osteomri.io.bvals import check_bvalues
 
 
 def validate_bvalues(bvalues_s_mm2: np.ndarray | list[float]) -> np.ndarray:
-    """Return b-values as a 1-D float array, or raise :class:`InputError` (non-finite, negative, empty)."""
-    try:
-        b = np.asarray(bvalues_s_mm2, dtype=float)
-    except (TypeError, ValueError) as exc:
-        raise InputError(f"b-values must be numbers, got {bvalues_s_mm2!r}") from exc
-    if b.ndim == 2 and 1 in b.shape:
-        b = b.ravel()
-    if b.ndim != 1 or b.size == 0:
-        raise InputError(f"b-values must be a non-empty 1-D list, got shape {b.shape}")
-    bad = np.flatnonzero(~np.isfinite(b))
-    if bad.size:
-        raise InputError(f"b-value at position {bad[0]} is not finite ({b[bad[0]]})")
-    neg = np.flatnonzero(b < 0)
-    if neg.size:
-        raise InputError(f"negative b-value {b[neg[0]]:g} s/mm^2 at position {neg[0]}; b-values must be >= 0")
-    return b
+    """Return b-values as a 1-D float array (a row or column vector is flattened), or raise
+    :class:`InputError` (non-finite, negative, empty) — the checks of :func:`osteomri.io.bvals.check_bvalues`."""
+    if isinstance(bvalues_s_mm2, np.ndarray) and bvalues_s_mm2.ndim == 2 and 1 in bvalues_s_mm2.shape:
+        bvalues_s_mm2 = bvalues_s_mm2.ravel()
+    return check_bvalues(bvalues_s_mm2, "IVIM model")
 
 
 def group_bvalues(b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
