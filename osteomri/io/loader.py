@@ -7,7 +7,7 @@ from pathlib import Path
 
 from osteomri.errors import InputError
 from osteomri.io.image import Image
-from osteomri.io.nifti import is_nifti, load_nifti
+from osteomri.io.nifti import is_nifti, load_complex_pair, load_nifti
 
 PathOrImage = str | os.PathLike | Image
 
@@ -15,7 +15,8 @@ PathOrImage = str | os.PathLike | Image
 def load_image(source: PathOrImage) -> Image:
     """Load ``source`` by its kind; an :class:`Image` is returned unchanged.
 
-    - ``*.nii`` / ``*.nii.gz``: NIfTI with its JSON sidecar;
+    - ``*.nii`` / ``*.nii.gz``: NIfTI with its JSON sidecar; a BIDS ``part-mag`` (or ``part-real``) file whose
+      ``part-phase`` (``part-imag``) sibling exists is combined with it into complex data;
     - ``*.mat``: ISMRM fat–water toolbox or Bydder format (:mod:`osteomri.io.matlab`);
     - a folder (or ``*.dcm``): DICOM series (:mod:`osteomri.io.dicom`).
     """
@@ -25,6 +26,10 @@ def load_image(source: PathOrImage) -> Image:
     if not path.exists():
         raise InputError(f"input not found: {path}")
     if is_nifti(path):
+        partner = complex_partner(path)
+        if partner is not None:
+            kind = "magnitude_phase" if "_part-mag" in path.name else "real_imaginary"
+            return load_complex_pair(path, partner, kind=kind)
         return load_nifti(path)
     if path.suffix.lower() == ".mat":
         from osteomri.io.matlab import load_toolbox_mat
@@ -35,3 +40,15 @@ def load_image(source: PathOrImage) -> Image:
 
         return load_dicom_series(path)
     raise InputError(f"unsupported input {path.name}: expected .nii/.nii.gz, .mat or a DICOM folder")
+
+
+_BIDS_PARTS = {"_part-mag": "_part-phase", "_part-real": "_part-imag"}
+
+
+def complex_partner(path: Path) -> Path | None:
+    """The BIDS ``part-phase``/``part-imag`` sibling of a ``part-mag``/``part-real`` NIfTI, if it exists."""
+    for first, second in _BIDS_PARTS.items():
+        if first in path.name:
+            partner = path.with_name(path.name.replace(first, second))
+            return partner if partner.exists() else None
+    return None

@@ -102,3 +102,16 @@ def test_bad_inputs(tmp_path):
     (tmp_path / "j.json").write_text("{not json")
     with pytest.raises(InputError, match="not valid JSON"):
         load_nifti(tmp_path / "j.nii.gz")
+
+
+def test_bids_part_mag_phase_pair_loads_as_complex(tmp_path):
+    rng = np.random.default_rng(3)
+    z = (rng.normal(size=(3, 3, 2, 4)) + 1j * rng.normal(size=(3, 3, 2, 4))).astype(np.complex64)
+    meta = {"EchoTime": [1e-3, 2e-3, 3e-3, 4e-3], "MagneticFieldStrength": 1.5}
+    mag = save_nifti(Image(np.abs(z), _affine(), meta), tmp_path / "sub-1_part-mag_MEGRE.nii.gz")
+    save_nifti(Image(np.angle(z), _affine(), meta), tmp_path / "sub-1_part-phase_MEGRE.nii.gz")
+    img = load_image(mag)
+    np.testing.assert_allclose(img.data, z, rtol=1e-5, atol=1e-6)
+    assert img.meta["MagneticFieldStrength"] == 1.5
+    alone = save_nifti(Image(np.abs(z), _affine(), meta), tmp_path / "sub-2_part-mag_MEGRE.nii.gz")
+    assert not np.iscomplexobj(load_image(alone).data)  # no phase sibling: magnitude only
