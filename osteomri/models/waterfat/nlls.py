@@ -105,14 +105,22 @@ def _sumsq(r: np.ndarray) -> np.ndarray:
 
 
 def linear_amplitudes(signal: np.ndarray, te_s: np.ndarray, fat_signal: np.ndarray, psi_hz: np.ndarray,
-                      r2star_hz: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+                      r2star_hz: np.ndarray, chunk_voxels: int = 8192) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Least-squares complex (W, F) for given field map and R2*; returns (water, fat, residual_sumsq)."""
     k = _Echo(te_s, fat_signal)
-    s = np.ascontiguousarray(np.asarray(signal).T, dtype=complex)
-    e, a2 = _exp(k, np.asarray(psi_hz, float), np.asarray(r2star_hz, float))
-    w, f, _ = _amplitudes(k, s, e, a2)
-    s -= e * (w + k.col_c * f)
-    return w, f, _sumsq(s)
+    signal = np.asarray(signal)
+    psi = np.broadcast_to(np.asarray(psi_hz, float), signal.shape[:1])
+    r2 = np.broadcast_to(np.asarray(r2star_hz, float), signal.shape[:1])
+    n_vox = signal.shape[0]
+    w, f, cost = np.empty(n_vox, complex), np.empty(n_vox, complex), np.empty(n_vox)
+    for start in range(0, n_vox, chunk_voxels):  # chunks that stay in cache
+        sl = slice(start, min(start + chunk_voxels, n_vox))
+        s = np.ascontiguousarray(signal[sl].T, dtype=complex)
+        e, a2 = _exp(k, psi[sl], r2[sl])
+        w[sl], f[sl], _ = _amplitudes(k, s, e, a2)
+        s -= e * (w[sl] + k.col_c * f[sl])
+        cost[sl] = _sumsq(s)
+    return w, f, cost
 
 
 def _evaluate(k: _Echo, s: np.ndarray, psi: np.ndarray, r2: np.ndarray):
