@@ -324,14 +324,17 @@ def regularised_fieldmap_labels(
     smoothness weight per axis at the finest level; ``fat_shift_hz`` the main fat-peak frequency (sets the
     graph-cut jump that moves a region between its water- and fat-dominant solutions).
     """
-    data = data - data.min(axis=1, keepdims=True)
     n_lab = grid.values_hz.size
     shift = None
     if prior_hz is not None:
         shift = np.round(np.asarray(prior_hz, float).ravel() / grid.step_hz).astype(int)
         if grid.circular:
             shift %= n_lab
-        data = _shift_rows(data, shift[signal_index], grid.circular)
+            data = _normalise_rows(data, shift[signal_index])
+        else:
+            data = _shift_rows(_normalise_rows(data), shift[signal_index], grid.circular)
+    else:
+        data = _normalise_rows(data)
     levels = build_levels(shape, signal_index, data, axis_weight, min_size=min_size)
     n_lab = grid.values_hz.size
     fat_jump = int(round(abs(fat_shift_hz) / grid.step_hz))
@@ -381,6 +384,26 @@ def regularised_fieldmap_labels(
         labels = labels.ravel() + shift
         labels = (labels % n_lab if grid.circular else np.clip(labels, 0, n_lab - 1)).reshape(shape)
     return labels
+
+
+def _normalise_rows(data: np.ndarray, shift: np.ndarray | None = None, chunk_rows: int = 8192) -> np.ndarray:
+    """``data - data.min(axis=1)`` per row, then (optional) ``out[i, l] = data[i, (l + shift[i]) % n]``.
+
+    Chunked so that each block stays in cache; the circular shift is one row gather from a sliding window
+    over the row repeated twice (``shift`` in [0, n)).
+    """
+    out = np.empty(data.shape, data.dtype)
+    n = data.shape[1]
+    for start in range(0, data.shape[0], chunk_rows):
+        sl = slice(start, min(start + chunk_rows, data.shape[0]))
+        block = data[sl] - data[sl].min(axis=1, keepdims=True)
+        if shift is None:
+            out[sl] = block
+        else:
+            twice = np.concatenate([block, block], axis=1)
+            windows = np.lib.stride_tricks.sliding_window_view(twice, n, axis=1)
+            out[sl] = windows[np.arange(block.shape[0]), shift[sl]]
+    return out
 
 
 def _shift_rows(data: np.ndarray, shift: np.ndarray, circular: bool) -> np.ndarray:
