@@ -169,31 +169,11 @@ def jump_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tup
     return labels
 
 
-def _neighbour_mean(psi: np.ndarray, grid: FieldGrid, axis_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Weighted neighbour sum-of-weights and mean field (unwrapped around each voxel), on a 3-D array."""
-    wsum = np.zeros_like(psi)
-    dsum = np.zeros_like(psi)
-    for axis in range(3):
-        if psi.shape[axis] < 2 or axis_weight[axis] <= 0:
-            continue
-        for shift in (1, -1):
-            nb = np.roll(psi, shift, axis=axis)
-            d = grid.difference(nb, psi)
-            valid = np.ones(psi.shape, bool)
-            sl = [slice(None)] * 3
-            sl[axis] = slice(0, 1) if shift == 1 else slice(-1, None)
-            valid[tuple(sl)] = False
-            wsum += np.where(valid, axis_weight[axis], 0.0)
-            dsum += np.where(valid, axis_weight[axis] * d, 0.0)
-    mean = psi + dsum / np.maximum(wsum, 1e-30)
-    return wsum, mean
-
-
 def _neighbour_mean_at(psi: np.ndarray, vox: np.ndarray, shape: tuple[int, int, int], grid: FieldGrid,
                        axis_weight: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """:func:`_neighbour_mean` evaluated only at the flat voxel indices ``vox`` of the flat field ``psi``.
+    """Weighted neighbour sum-of-weights and mean field (unwrapped around each voxel) at flat indices ``vox``.
 
-    Same arithmetic, in the same order, as the whole-array version (identical results).
+    ``psi``: the flat field (Hz) of a 3-D grid of ``shape``; only the voxels ``vox`` are evaluated.
     """
     p = psi[vox]
     wsum = np.zeros(vox.size)
