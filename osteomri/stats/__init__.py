@@ -21,6 +21,18 @@ from osteomri.stats.groups import (
     welch_anova,
     who_category,
 )
+from osteomri.stats.power import (
+    PowerResult,
+    cov_obuchowski,
+    obuchowski_covariance,
+    obuchowski_variance,
+    power_roc_test,
+    power_roc_test_paired,
+    power_roc_test_params,
+    power_roc_test_roc,
+    var_obuchowski,
+    var_theta_obuchowski,
+)
 from osteomri.stats.roc import (
     DelongTestResult,
     RocResult,
@@ -31,6 +43,7 @@ from osteomri.stats.roc import (
     proportion_ci,
     roc_analysis,
 )
+from osteomri.stats.smooth import SmoothRocResult, binormal_fit, smooth_roc
 from osteomri.stats.tables import format_p, table1, table2
 
 __all__ = [
@@ -64,6 +77,19 @@ __all__ = [
     "predictive_values",
     "proportion_ci",
     "roc_analysis",
+    "PowerResult",
+    "SmoothRocResult",
+    "binormal_fit",
+    "cov_obuchowski",
+    "obuchowski_covariance",
+    "obuchowski_variance",
+    "power_roc_test",
+    "power_roc_test_paired",
+    "power_roc_test_params",
+    "power_roc_test_roc",
+    "smooth_roc",
+    "var_obuchowski",
+    "var_theta_obuchowski",
     "table1",
     "table2",
 ]
