@@ -12,6 +12,7 @@ from osteomri.stats.groups import (
     WHO_GROUPS,
     GroupComparisonResult,
     anova_oneway,
+    bartlett_test,
     chi_square_test,
     fisher_exact_test,
     group_comparison,
@@ -36,8 +37,10 @@ from osteomri.stats.power import (
 from osteomri.stats.roc import (
     DelongTestResult,
     RocResult,
+    ci_best_coords,
     delong_test,
     delong_test_unpaired,
+    local_maxima,
     partial_auc,
     predictive_values,
     proportion_ci,
@@ -45,6 +48,7 @@ from osteomri.stats.roc import (
 )
 from osteomri.stats.smooth import SmoothRocResult, binormal_fit, smooth_roc
 from osteomri.stats.tables import format_p, table1, table2
+from osteomri.stats.venkatraman import VenkatramanResult, venkatraman_test
 
 __all__ = [
     "WHO_GROUPS",
@@ -90,6 +94,11 @@ __all__ = [
     "smooth_roc",
     "var_obuchowski",
     "var_theta_obuchowski",
+    "VenkatramanResult",
+    "bartlett_test",
+    "ci_best_coords",
+    "local_maxima",
+    "venkatraman_test",
     "table1",
     "table2",
 ]

@@ -166,6 +166,28 @@ def welch_anova(values: Any, groups: Any, *, nan_policy: Literal["omit", "raise"
                                  summary=_summary(levels, samples))
 
 
+def bartlett_test(values: Any, groups: Any, *,
+                  nan_policy: Literal["omit", "raise"] = "omit") -> GroupComparisonResult:
+    """Bartlett's (1937) test of equal variances (R ``bartlett.test``).
+
+    K² = [(N − k) ln s²_p − Σ(nᵢ − 1) ln s²ᵢ] / C with C = 1 + (Σ 1/(nᵢ − 1) − 1/(N − k)) / (3(k − 1)),
+    referred to χ² with k − 1 df; s²_p is the pooled variance.
+    """
+    levels, samples, n_dropped = _split(values, groups, nan_policy, "Bartlett test", 2)
+    k = len(samples)
+    ni = np.array([s.size for s in samples], float)
+    vi = np.array([s.var(ddof=1) for s in samples])
+    if np.any(vi == 0):
+        raise InputError("Bartlett test: a group has zero variance")
+    n = ni.sum()
+    pooled = ((ni - 1) * vi).sum() / (n - k)
+    c = 1 + ((1 / (ni - 1)).sum() - 1 / (n - k)) / (3 * (k - 1))
+    k2 = ((n - k) * np.log(pooled) - ((ni - 1) * np.log(vi)).sum()) / c
+    return GroupComparisonResult(method="bartlett", statistic=float(k2), df1=k - 1, df2=None,
+                                 p_value=float(stats.chi2.sf(k2, k - 1)), n=int(n), n_dropped=n_dropped,
+                                 summary=_summary(levels, samples))
+
+
 def tukey_hsd(values: Any, groups: Any, *, conf_level: float = 0.95,
               nan_policy: Literal["omit", "raise"] = "omit") -> pd.DataFrame:
     """Tukey's honestly significant differences (Tukey–Kramer), laid out as R's ``TukeyHSD``.

@@ -43,6 +43,8 @@ __all__ = [
     "partial_auc",
     "proportion_ci",
     "predictive_values",
+    "local_maxima",
+    "ci_best_coords",
 ]
 
 
@@ -528,3 +530,66 @@ def partial_auc(
         warnings.warn("partial AUC below the chance diagonal: McClish correction undefined", stacklevel=2)
         return float("nan")
     return (1.0 + (pauc - min_area) / (max_area - min_area)) / 2.0
+
+
+# --------------------------------------------------------------------------------------------------
+# corners of the curve and bootstrap of the optimal cut-off
+# --------------------------------------------------------------------------------------------------
+def local_maxima(roc: RocResult) -> pd.DataFrame:
+    """Rows of ``roc.curve`` that are local maxima (upper-left corners) of the empirical ROC curve.
+
+    With thresholds increasing, specificity never decreases and sensitivity never increases; a threshold is
+    a local maximum when its specificity exceeds that of the previous threshold (or it is the first) and its
+    sensitivity exceeds that of the next one (or it is the last). These are the only candidates for any
+    optimal cut-off criterion monotone in Se and Sp (pROC ``coords(x = "local maximas")``).
+    """
+    se = roc.curve["sensitivity"].to_numpy()
+    sp = roc.curve["specificity"].to_numpy()
+    up = np.r_[True, sp[1:] > sp[:-1]]
+    down = np.r_[se[:-1] > se[1:], True]
+    return roc.curve[up & down].reset_index(drop=True)
+
+
+def ci_best_coords(
+    outcome: Any,
+    marker: Any,
+    *,
+    n_bootstrap: int = 2000,
+    random_state: int | np.random.Generator | None = None,
+    conf_level: float = 0.95,
+    best_method: Literal["youden", "closest.topleft"] = "youden",
+    positive: Any = None,
+    direction: Direction = "auto",
+    nan_policy: Literal["omit", "raise"] = "omit",
+) -> pd.DataFrame:
+    """Stratified bootstrap CI of the optimal cut-off and of its Se and Sp (pROC ``ci.coords(x="best")``).
+
+    In each replicate cases and controls are resampled separately, the ROC curve is rebuilt (direction kept
+    from the full sample) and the best threshold is chosen again (lowest threshold among ties). Returns one
+    row per quantity (threshold, specificity, sensitivity) with the percentile CI and the bootstrap median
+    (Carpenter & Bithell 2000), columns ``ci_low``, ``median``, ``ci_high``.
+    """
+    if n_bootstrap < 100:
+        raise InputError(f"n_bootstrap must be at least 100 for a percentile CI, got {n_bootstrap}")
+    if best_method not in ("youden", "closest.topleft"):
+        raise InputError(f"best_method must be 'youden' or 'closest.topleft', got {best_method!r}")
+    base = roc_analysis(outcome, marker, positive=positive, direction=direction, nan_policy=nan_policy)
+    y, cols, _ = _prepare(outcome, {"m": marker}, positive, nan_policy, "bootstrap of the best cut-off")
+    x = cols["m"]
+    xc, xk = x[y.is_case], x[~y.is_case]
+    rng = np.random.default_rng(random_state)
+    out = np.empty((n_bootstrap, 3))
+    is_case = np.r_[np.ones(xc.size, bool), np.zeros(xk.size, bool)]
+    for i in range(n_bootstrap):
+        xb = np.concatenate([xc[rng.integers(0, xc.size, xc.size)], xk[rng.integers(0, xk.size, xk.size)]])
+        curve = _curve(_core(xb, is_case, base.direction))
+        if best_method == "youden":
+            j = int(np.argmax(curve["youden_j"].to_numpy() > curve["youden_j"].max() - 1e-12))
+        else:
+            j = int(np.argmax(curve["closest_topleft"].to_numpy() < curve["closest_topleft"].min() + 1e-12))
+        out[i] = curve["threshold"].iat[j], curve["specificity"].iat[j], curve["sensitivity"].iat[j]
+    alpha = 1 - conf_level
+    q = np.quantile(out, [alpha / 2, 0.5, 1 - alpha / 2], axis=0)
+    return pd.DataFrame({"quantity": ["threshold", "specificity", "sensitivity"], "ci_low": q[0], "median": q[1],
+                         "ci_high": q[2],
+                         "estimate": [base.cutoff, base.specificity, base.sensitivity]})
