@@ -34,7 +34,10 @@ def _roi(pdff, box):
 @pytest.mark.parametrize(
     ("case", "fat_rois", "water_rois"),
     [
-        ("12", [], [((50, 90), (50, 90), 1)]),  # liver
+        # liver. The thin subcutaneous band reads ~25-45 %: a single-voxel VARPRO search (6-peak, single R2*) over
+        # field map and R2* gives that value as the unique residual minimum (rel. residual ~0.03 vs ~0.17 for the best
+        # fat-dominant solution), so it is partial volume of the blurred thin band, not a swap; no fat ROI is asserted.
+        ("12", [], [((50, 90), (50, 90), 1)]),
         ("16", [((140, 150), (35, 50), 1)], [((0, 30), (25, 75), 1)]),  # posterior neck fat; brain
         # shoulder, 3 echoes: deltoid reads 20-30 % (noise, partial volume); a swapped muscle would read > 70 %
         ("17", [((96, 101), (44, 64), 2), ((36, 56), (40, 60), 2)], [((76, 88), (40, 80), 2, 40)]),
@@ -64,6 +67,8 @@ def test_oil_phantom_vials_read_as_fat(shared_data):
     labels, n = ndimage.label(ndimage.binary_erosion(mag > 0.3 * np.percentile(mag, 99), iterations=4))
     assert n == 8
     medians = [np.median(fit.pdff_percent[..., 0][labels == i]) for i in range(1, n + 1)]
+    # 7 vials read 99-100 %. One vial (top-left, centre ~(35, 77)) reads a spatially uniform ~19-20 % (p10-p90
+    # within 1 pt), so it is not a patchy field-map swap; its content/spectrum is not documented in the file.
     assert sum(m > 80 for m in medians) >= 7, medians
 
 
@@ -79,12 +84,111 @@ def test_bipolar_phantom_bottles_are_uniform(shared_data):
         assert np.mean(np.abs(vals - np.median(vals)) > 20) < 0.02
 
 
-def test_all_cases_run_and_report_qc(shared_data):
+@pytest.fixture(scope="module")
+def fits(shared_data):
+    """Each under-checked case fitted once and shared by its assertions."""
     root = shared_data("fatwater")
-    for path in [root / "bydder_pdff" / "invivo.mat", root / "ismrm2012_challenge" / "13.mat",
-                 root / "ismrm2012_challenge" / "15.mat"]:
-        fit, _ = _fit(path)
-        assert np.isfinite(fit.pdff_percent).all() and fit.mask.any()
-        assert 0 <= fit.qc["median_relative_residual"] < 0.5
-    fit, _ = _fit(root / "bydder_pdff" / "liver_12echo_bipolar.mat", echoes=slice(0, None, 2))  # odd echoes
-    assert fit.mask.any()
+    cache = {}
+
+    def get(name):
+        if name not in cache:
+            path, spectrum, echoes = {
+                "13": (root / "ismrm2012_challenge" / "13.mat", "ismrm_6peak", slice(None)),
+                "15": (root / "ismrm2012_challenge" / "15.mat", "ismrm_6peak", slice(None)),
+                "invivo": (root / "bydder_pdff" / "invivo.mat", "ren_marrow", slice(None)),
+                # bipolar readout: odd echoes only (the even ones carry uncorrected readout phase/shift errors)
+                "liver": (root / "bydder_pdff" / "liver_12echo_bipolar.mat", "ren_marrow", slice(0, None, 2)),
+            }[name]
+            fit, img = _fit(path, spectrum, echoes)
+            assert np.isfinite(fit.pdff_percent).all() and fit.mask.any()
+            cache[name] = (fit, np.abs(img.data[..., echoes]).sum(axis=-1))
+        return cache[name]
+
+    return get
+
+
+def _bright(pdff, mag, box, frac=0.6):
+    """Median PDFF of the bright voxels of a box: subcutaneous fat is the brightest tissue of these T1-weighted
+    spoiled-GRE images, so thin fat bands are picked from the input magnitude (echo sum), never from the PDFF."""
+    (x0, x1), (y0, y1), z = box
+    m, p = mag[x0:x1, y0:y1, z], pdff[x0:x1, y0:y1, z]
+    return float(np.median(p[m >= frac * np.percentile(m, 98)]))
+
+
+def test_case13_thorax(fits):
+    """Axial thorax at 3 T, stored rotated (axis 0 = left-right, arms at both ends; axis 1 = anterior -> posterior):
+    heart at [60:150, 30:80], right liver dome at [158:215, 40:95], descending aorta (110, 78), thoracic vertebral
+    body [120:150, 65:85] with the cord at (133, 89)."""
+    fit, mag = fits("13")
+    assert fit.qc["median_relative_residual"] < 0.5
+    pdff = fit.pdff_percent
+    for z in range(4):
+        assert _bright(pdff, mag, ((65, 95), (10, 22), z)) > 80, z  # anterior chest-wall subcutaneous fat
+        assert _bright(pdff, mag, ((140, 180), (10, 22), z)) > 80, z  # same band, other side of the sternum
+        assert _roi(pdff, ((125, 145), (68, 82), z)) < 80, z  # vertebral marrow: adult red/yellow mix, not pure fat
+        assert _roi(pdff, ((125, 145), (68, 82), z)) > 20, z  # ... nor pure water
+    for z in range(3):
+        assert _roi(pdff, ((175, 200), (55, 80), z)) < 25, z  # liver dome interior
+    for z in range(2):
+        assert _roi(pdff, ((70, 130), (40, 70), z)) < 25, z  # heart (blood pool + myocardium)
+
+
+@pytest.mark.xfail(strict=True, reason="case 13: a 7x9-voxel rectangle of the liver dome, [161:168, 49:58] in slices "
+                   "0 and 1, reads ~95-100 % fat: its field map sits ~+450-500 Hz above the surrounding liver "
+                   "(~800 vs ~300 Hz, i.e. one fat shift at 3 T) with straight block edges; echo magnitudes show "
+                   "homogeneous liver. Field-map (coarse-block) swap, reported to the fieldmap owner.")
+def test_case13_liver_dome_block_not_swapped(fits):
+    fit, _ = fits("13")
+    for z in range(2):
+        assert _roi(fit.pdff_percent, ((161, 168), (49, 58), z)) < 25, z  # liver dome, directly below the heart
+
+
+def test_case15_breast(fits):
+    """Axial bilateral breast at 1.5 T with a strong B0 gradient (axis 1 = chest wall -> nipple): dense
+    fibroglandular cones inside premammary/retromammary fat; the field map must follow the smooth gradient."""
+    fit, mag = fits("15")
+    assert fit.qc["median_relative_residual"] < 0.5
+    pdff = fit.pdff_percent
+    for z in range(5):
+        assert _bright(pdff, mag, ((140, 170), (5, 25), z)) > 80, z  # lower breast, medial/retromammary fat
+        assert _bright(pdff, mag, ((30, 45), (10, 50), z)) > 80, z  # upper breast, premammary subcutaneous fat
+        assert _bright(pdff, mag, ((205, 225), (5, 30), z)) > 80, z  # lower breast, inferior subcutaneous fat
+        # fibroglandular tissue: water-dominant, interleaved with fat lobules (partial volume), so < 35 %
+        assert _roi(pdff, ((50, 65), (20, 35), z)) < 35, z  # upper breast
+        assert _roi(pdff, ((185, 200), (20, 35), z)) < 35, z  # lower breast
+
+
+def test_bydder_invivo_pelvis(fits):
+    """Coronal pelvis at 0.35 T: L5 body at the top centre, psoas and iliacus, both femoral heads, bladder, thighs,
+    thick lateral subcutaneous fat. Low SNR, so ROIs are large and medians are used."""
+    fit, mag = fits("invivo")
+    assert fit.qc["median_relative_residual"] < 0.5
+    pdff = fit.pdff_percent
+    assert _roi(pdff, ((110, 190), (14, 24), 0)) > 80  # left lateral subcutaneous fat (hip)
+    assert _roi(pdff, ((110, 190), (190, 200), 0)) > 80  # right lateral subcutaneous fat (hip)
+    assert _roi(pdff, ((135, 155), (40, 60), 0)) > 65  # left femoral head/neck: adult yellow marrow
+    assert _roi(pdff, ((130, 150), (150, 165), 0)) > 65  # right femoral head/neck
+    assert _roi(pdff, ((175, 205), (45, 75), 0)) < 25  # left thigh muscles
+    assert _roi(pdff, ((175, 205), (140, 170), 0)) < 25  # right thigh muscles
+    assert _roi(pdff, ((20, 50), (40, 60), 0)) < 25  # left iliacus/gluteal muscle inside the iliac wing
+    assert _roi(pdff, ((125, 160), (95, 120), 0)) < 25  # bladder (urine)
+    assert 20 < _roi(pdff, ((25, 45), (100, 120), 0)) < 75  # L5 vertebral body marrow: mixed, adult range
+
+
+def test_bydder_liver_bipolar_odd_echoes(fits):
+    """Axial upper abdomen at 2.89 T (liver left of the image, spleen/stomach right, arms at both sides)."""
+    fit, _ = fits("liver")
+    pdff = fit.pdff_percent
+    assert _roi(pdff, ((100, 130), (60, 90), 0)) < 25  # liver
+    assert _roi(pdff, ((100, 125), (160, 190), 0)) < 25  # spleen
+
+
+@pytest.mark.xfail(strict=True, reason="liver_12echo_bipolar, odd echoes only: the bright subcutaneous fat of both "
+                   "arms ([125:175, 0:35] and [125:175, 220:256]) and of the anterior abdominal wall reads ~0-7 % "
+                   "(water) while the arm muscle reads ~50 %. Odd-echo spacing 2.2 ms is ~0.92 fat-water periods at "
+                   "2.89 T, so fat ~ water shifted by ~+35 Hz: separation is near-degenerate without the even "
+                   "(bipolar, uncorrected) echoes; with all 12 echoes the arm muscle swaps instead.")
+def test_bydder_liver_bipolar_arm_fat(fits):
+    fit, mag = fits("liver")
+    assert _bright(fit.pdff_percent, mag, ((125, 175), (0, 35), 0)) > 80  # left arm subcutaneous fat
+    assert _bright(fit.pdff_percent, mag, ((125, 175), (220, 256), 0)) > 80  # right arm subcutaneous fat
