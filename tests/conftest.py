@@ -15,6 +15,22 @@ import pytest
 REPO_ROOT = Path(__file__).resolve().parents[1]
 
 
+def _register_test_module(name: str, path: Path) -> None:
+    """Make a helper module of the test tree importable by name (``import dicom_factory``) in any import mode."""
+    import importlib.util
+    import sys
+
+    if name not in sys.modules:
+        spec = importlib.util.spec_from_file_location(name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module  # registered before executing: its dataclasses look themselves up
+        spec.loader.exec_module(module)
+
+
+# synthetic DICOM series writer shared by the io, vertebrae and pipeline tests
+_register_test_module("dicom_factory", REPO_ROOT / "tests" / "io" / "dicom_factory.py")
+
+
 def shared_data_root() -> Path:
     return Path(os.environ.get("OSTEOMRI_SHARED_DATA", REPO_ROOT.parent / "shared" / "data")).resolve()
 
@@ -64,18 +80,3 @@ def render_html():
         return out.stdout
 
     return render
-
-
-@pytest.fixture(scope="session")
-def dicom_factory():
-    """The synthetic DICOM series writer of ``tests/io/dicom_factory.py`` (as a module)."""
-    import importlib.util
-    import sys
-
-    name = "dicom_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, REPO_ROOT / "tests" / "io" / "dicom_factory.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]

@@ -6,12 +6,11 @@ Expectations are computed from the DICOM tags or from the factory's known truth,
 from __future__ import annotations
 
 import gzip
-import importlib.util
 import json
 import shutil
-import sys
 from pathlib import Path
 
+import dicom_factory as fac
 import numpy as np
 import pydicom
 import pytest
@@ -20,18 +19,6 @@ from pydicom.data import get_testdata_file
 from osteomri.errors import InputError, MetadataError
 from osteomri.io.dicom import list_dicom_series, load_dicom_series
 
-
-def _load_factory():
-    name = "dicom_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("dicom_factory.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fac = _load_factory()
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 IDENTIFIERS = ("Synthetic^Phantom", "SYNTH-001", "19700101", "Nowhere Hospital")
 

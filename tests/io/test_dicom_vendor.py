@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
-from pathlib import Path
-
+import dicom_factory as fac
 import numpy as np
 import pytest
 from pydicom.dataset import Dataset
@@ -14,18 +11,6 @@ from pydicom.sequence import Sequence as DicomSequence
 from osteomri.errors import InputError
 from osteomri.io.dicom_vendor import load_vendor_map
 
-
-def _load_factory():
-    name = "dicom_factory"
-    if name not in sys.modules:
-        spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("dicom_factory.py"))
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[name] = module
-        spec.loader.exec_module(module)
-    return sys.modules[name]
-
-
-fac = _load_factory()
 SHAPE = (7, 6, 3)
 
 

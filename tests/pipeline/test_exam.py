@@ -83,9 +83,9 @@ def test_unbuilt_stage_is_reported_not_faked(monkeypatch, phantom):
     assert result.ok
 
 
-def test_vendor_dicom_pdff_series_enters_the_pipeline(tmp_path, dicom_factory):
+def test_vendor_dicom_pdff_series_enters_the_pipeline(tmp_path):
     """A GE IDEAL-IQ fat-fraction series (stored x10) becomes a percent map on disk."""
-    fac = dicom_factory
+    import dicom_factory as fac
     ff = np.random.default_rng(4).uniform(5, 60, (7, 6, 3))
     ff[0] = 95.0
     spec = fac.SeriesSpec(manufacturer="GE MEDICAL SYSTEMS", description="FatFrac: IDEAL IQ",

@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from pathlib import Path
 
+import dicom_factory
 import numpy as np
 import pydicom
 import pytest
@@ -16,11 +15,6 @@ from osteomri.vertebrae.labels import LEVEL_CODES, resample_labels
 from osteomri.vertebrae.rois import load_reader_roi
 
 hd = pytest.importorskip("highdicom")
-_spec = importlib.util.spec_from_file_location("dicom_factory",
-                                               Path(__file__).resolve().parents[1] / "io" / "dicom_factory.py")
-dicom_factory = sys.modules.setdefault("dicom_factory", importlib.util.module_from_spec(_spec))
-if not hasattr(dicom_factory, "Geometry"):
-    _spec.loader.exec_module(dicom_factory)  # dataclasses need the module registered in sys.modules
 
 
 def _write_seg(tmp_path: Path, labels: list[str]) -> tuple[Path, Path, np.ndarray]:
