@@ -70,29 +70,22 @@ def waterfat(
     if field_strength > 0:
         img.meta["MagneticFieldStrength"] = field_strength
     img.require("EchoTime", "MagneticFieldStrength")
-    te = img.echo_times_s
-    data = img.data
-    if data.ndim == 3 and data.shape[-1] == te.size:
-        data = data[:, :, None, :]
-    if data.ndim != 4:
-        raise InputError(f"expected multi-echo data [x, y, z, echo], got shape {data.shape}")
-    if magnitude:
-        data = np.abs(data)
-    if precession == "meta":
-        clockwise = "auto" if img.meta.get("PrecessionIsClockwiseAssumed") or \
-            "PrecessionIsClockwise" not in img.meta else bool(img.meta["PrecessionIsClockwise"])
-    elif precession in ("auto", "clockwise", "counterclockwise"):
-        clockwise = {"auto": "auto", "clockwise": True, "counterclockwise": False}[precession]
-    else:
+    conventions = {"meta": None, "auto": "auto", "clockwise": True, "counterclockwise": False}
+    if precession not in conventions:
         raise InputError(f"--precession must be meta, auto, clockwise or counterclockwise, got {precession!r}")
+    override = {} if precession == "meta" else {"precession_clockwise": conventions[precession]}
     t1 = None
     if t1_correction:
         if img.meta.get("RepetitionTime") is None or img.meta.get("FlipAngle") is None:
             raise MetadataError("--t1-correction needs RepetitionTime and FlipAngle in the input metadata")
         t1 = T1Correction(float(img.meta["RepetitionTime"]), float(img.meta["FlipAngle"]), t1_water_s, t1_fat_s)
-    vox = tuple(float(v) for v in img.voxel_size_mm)
-    model = WaterFatModel(te, img.field_strength_t, fat_spectrum, precession_clockwise=clockwise,
-                          regularisation=regularisation, voxel_size_mm=vox, t1_correction=t1)
+    model = WaterFatModel.from_image(img, fat_spectrum=fat_spectrum, regularisation=regularisation,
+                                     t1_correction=t1, **override)  # also checks the echo count
+    data = img.data
+    if data.ndim != 4:
+        raise InputError(f"expected multi-echo data [x, y, z, echo], got shape {data.shape}")
+    if magnitude:
+        data = np.abs(data)
     t0 = time.perf_counter()
     fit = model.fit(data)
     elapsed = time.perf_counter() - t0

@@ -35,11 +35,20 @@ def load_image(source: PathOrImage) -> Image:
         from osteomri.io.matlab import load_toolbox_mat
 
         return load_toolbox_mat(path)
-    if path.is_dir() or path.suffix.lower() in (".dcm", ".ima", ""):
+    if is_dicom_source(path):
         from osteomri.io.dicom import load_dicom_series
 
         return load_dicom_series(path)
     raise InputError(f"unsupported input {path.name}: expected .nii/.nii.gz, .mat or a DICOM folder")
+
+
+def is_dicom_source(source: object) -> bool:
+    """True for a path that :func:`load_image` reads as a DICOM series: a folder, ``*.dcm``, ``*.ima`` or a
+    file without suffix."""
+    if not isinstance(source, (str, os.PathLike)):
+        return False
+    path = Path(source)
+    return path.is_dir() or path.suffix.lower() in (".dcm", ".ima", "")
 
 
 _BIDS_PARTS = {"_part-mag": "_part-phase", "_part-real": "_part-imag"}

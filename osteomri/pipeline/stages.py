@@ -17,7 +17,7 @@ import numpy as np
 
 from osteomri.errors import InputError
 from osteomri.io.image import Image
-from osteomri.io.loader import load_image
+from osteomri.io.loader import is_dicom_source, load_image
 from osteomri.pipeline.spec import ExamResult, ExamSpec
 
 # Map key -> (BIDS-style file suffix, units, description). One home for the names of every output map.
@@ -68,7 +68,6 @@ class ExamContext:
     spec: ExamSpec
     result: ExamResult
     images: dict[str, Image]
-    labels: Image | None = None
 
     def input(self, name: str) -> Image:
         """Load (once) the input ``name`` of the spec."""
@@ -110,26 +109,23 @@ def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
     _check_finite(img, "MEGRE")
     if img.data.ndim != 4:
         raise InputError(f"MEGRE must be 4-D (x, y, z, echo), got shape {img.data.shape}")
-    te = img.echo_times_s
-    opts = _opts(spec, "waterfat")
-    model = WaterFatModel(te, img.field_strength_t,
-                          precession_clockwise=bool(img.meta.get("PrecessionIsClockwise", True)), **opts)
+    model = WaterFatModel.from_image(img, **_opts(spec, "waterfat"))
     fit = model.fit(img.data)
-    maps = fit.maps()
+    _store_maps(ctx, img, fit.maps(), "waterfat", drop_meta=("EchoTime",))
+    ctx.result.qc.update({f"waterfat_{k}": v for k, v in fit.qc.items()})
+    return f"{model.te_s.size} echoes at {model.field_strength_t:g} T"
+
+
+def _store_maps(ctx: ExamContext, source: Image, maps: dict[str, np.ndarray], model: str,
+                drop_meta: tuple[str, ...]) -> None:
+    """Put a fit's maps into the result on the grid of ``source``; its ``residual`` becomes ``<model>_residual``
+    and acquisition keys that no longer describe the map (echo times, b-values) are dropped."""
     for key, arr in maps.items():
-        out_key = "waterfat_residual" if key == "residual" else key
-        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=output_spec(out_key)[1])
-        ctx.result.maps[out_key].meta.pop("EchoTime", None)
-    qc = getattr(fit, "qc", None)
-    if isinstance(qc, dict):
-        ctx.result.qc.update({f"waterfat_{k}": v for k, v in qc.items()})
-    return f"{len(te)} echoes at {img.field_strength_t:g} T"
-
-
-def _is_dicom(source: object) -> bool:
-    from pathlib import Path
-
-    return isinstance(source, (str, os.PathLike)) and (Path(source).is_dir() or Path(source).suffix.lower() == ".dcm")
+        out_key = f"{model}_residual" if key == "residual" else key
+        image = source.with_data(np.asarray(arr), Units=output_spec(out_key)[1])
+        for name in drop_meta:
+            image.meta.pop(name, None)
+        ctx.result.maps[out_key] = image
 
 
 def _vendor_map(source: object, quantity: str) -> Image:
@@ -143,7 +139,7 @@ def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
     for name, key in (("pdff", "pdff_percent"), ("r2star", "r2star_hz")):
         if getattr(spec, name) is None:
             continue
-        img = _vendor_map(getattr(spec, name), name) if _is_dicom(getattr(spec, name)) else ctx.input(name)
+        img = _vendor_map(getattr(spec, name), name) if is_dicom_source(getattr(spec, name)) else ctx.input(name)
         _check_finite(img, f"{name} map")
         data = np.asarray(img.data, dtype=float)
         units = str(img.meta.get("Units", "")).lower()
@@ -177,10 +173,7 @@ def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
     opts = _opts(spec, "ivim")
     mask = signal_mask(img.data[..., int(np.argmin(bvals))])
     fit = IvimModel(bvals, **opts).fit(img.data, mask=mask)
-    for key, arr in fit.maps().items():
-        out_key = "ivim_residual" if key == "residual" else key
-        ctx.result.maps[out_key] = img.with_data(np.asarray(arr), Units=output_spec(out_key)[1])
-        ctx.result.maps[out_key].meta.pop("bvalues", None)
+    _store_maps(ctx, img, fit.maps(), "ivim", drop_meta=("bvalues",))
     return f"{len(bvals)} b-values, method {opts.get('method', 'default')}, {int(mask.sum())} voxels"
 
 
@@ -193,12 +186,6 @@ def _bvalues(spec: ExamSpec, dwi: Image) -> np.ndarray:
     return resolve_bvalues(spec.bvals, dwi)
 
 
-def _labels(spec: ExamSpec, ctx: ExamContext) -> Image:
-    if ctx.labels is None:
-        ctx.labels = ctx.input("labels")
-    return ctx.labels
-
-
 def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
     from osteomri.report.figures import qc_panels
     from osteomri.vertebrae import measure_vertebrae_with_rois
@@ -206,7 +193,7 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
     maps = {k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}
     if not maps:
         raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
-    table, rois = measure_vertebrae_with_rois(maps, _labels(spec, ctx), preset=spec.label_preset, roi=spec.roi,
+    table, rois = measure_vertebrae_with_rois(maps, ctx.input("labels"), preset=spec.label_preset, roi=spec.roi,
                                               exam=spec.exam_id, **_opts(spec, "measure"))
     ctx.result.vertebrae = table
     shown = {name: maps[name] for name in QC_FIGURE_MAPS if name in rois}
@@ -218,7 +205,7 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
 def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
     from osteomri.vertebrae import vbq_score
 
-    res = vbq_score(ctx.input("t1w"), _labels(spec, ctx), preset=spec.label_preset, **_opts(spec, "vbq"))
+    res = vbq_score(ctx.input("t1w"), ctx.input("labels"), preset=spec.label_preset, **_opts(spec, "vbq"))
     ctx.result.scores["vbq"] = res
     value = getattr(res, "value", res)
     return f"VBQ = {float(value):.3f}"

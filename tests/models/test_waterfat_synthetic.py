@@ -142,3 +142,23 @@ def test_input_errors_are_specific():
         model.fit(np.ones((4, 4, 6), complex), mask=np.ones((3, 4), bool))
     with pytest.raises(InputError, match="at least 3"):
         WaterFatModel(SEED_TE_S[:2], 3.0)
+
+
+def test_from_image_takes_the_acquisition_from_the_image():
+    """Echo times, field, voxel size from the image; recorded convention kept, unrecorded/assumed -> 'auto'."""
+    from osteomri.io.image import Image
+    from osteomri.waterfat import WaterFatModel
+
+    TE_S = 1.3e-3 + 0.8e-3 * np.arange(6)  # noqa: N806 - the seed protocol
+    affine = np.diag([1.5, 1.5, 5.0, 1.0])
+    meta = {"EchoTime": list(TE_S), "MagneticFieldStrength": 3.0}
+    img = Image(np.zeros((4, 4, 2, TE_S.size), np.complex64), affine, {**meta, "PrecessionIsClockwise": False})
+    model = WaterFatModel.from_image(img, regularisation=50.0)
+    np.testing.assert_allclose(model.te_s, TE_S)
+    assert model.field_strength_t == 3.0 and model.regularisation == 50.0
+    np.testing.assert_allclose(model.voxel_size_mm, [1.5, 1.5, 5.0])
+    assert model.precession_clockwise is False
+    assert WaterFatModel.from_image(img.with_data(img.data, PrecessionIsClockwiseAssumed=True)) \
+        .precession_clockwise == "auto"
+    assert WaterFatModel.from_image(Image(img.data, affine, dict(meta))).precession_clockwise == "auto"
+    assert WaterFatModel.from_image(img, precession_clockwise=True).precession_clockwise is True

@@ -19,7 +19,7 @@ Magnitude input (real-valued) uses :mod:`.magnitude` instead of steps 1–4.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from scipy import ndimage
@@ -31,6 +31,10 @@ from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimina
 from osteomri.models.waterfat.signal import fat_basis, validate_echo_times
 from osteomri.models.waterfat.spectrum import FatSpectrum, get_fat_spectrum
 from osteomri.models.waterfat.t1bias import T1Correction
+
+if TYPE_CHECKING:
+    from osteomri.io.image import Image
+
 from osteomri.models.waterfat.varpro import (
     FieldGrid,
     make_field_grid,
@@ -158,6 +162,23 @@ class WaterFatModel:
         self._weights: np.ndarray | None = None
         freqs = self.spectrum.frequencies_hz(self.field_strength_t)
         self.fat_shift_hz = float(freqs[int(np.argmax(self.spectrum.amplitudes))])
+
+    @classmethod
+    def from_image(cls, image: Image, **options: Any) -> WaterFatModel:
+        """The model for an :class:`~osteomri.io.image.Image`'s acquisition.
+
+        Echo times, field strength and voxel size come from the image; the precession convention from its
+        ``PrecessionIsClockwise`` when the input records it, else ``"auto"`` (also when a reader marks the
+        value ``PrecessionIsClockwiseAssumed``). ``options`` (any constructor argument) override these.
+        """
+        meta = image.meta
+        recorded = "PrecessionIsClockwise" in meta and not meta.get("PrecessionIsClockwiseAssumed")
+        kwargs: dict[str, Any] = {
+            "precession_clockwise": bool(meta["PrecessionIsClockwise"]) if recorded else "auto",
+            "voxel_size_mm": tuple(float(v) for v in image.voxel_size_mm),
+        }
+        kwargs.update(options)
+        return cls(image.echo_times_s, image.field_strength_t, **kwargs)
 
     # ------------------------------------------------------------------ parameters for provenance
     def parameters(self) -> dict[str, Any]:
