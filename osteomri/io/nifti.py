@@ -17,7 +17,7 @@ import numpy as np
 
 from osteomri.errors import InputError
 from osteomri.io.image import Image
-from osteomri.io.provenance import _jsonable, atomic_path, write_json_atomic
+from osteomri.io.provenance import atomic_path, to_jsonable, write_json_atomic
 
 NIFTI_SUFFIXES = (".nii.gz", ".nii")
 
@@ -134,6 +134,6 @@ def save_nifti(
     nimg.header.set_xyzt_units("mm", "sec")
     with atomic_path(path) as tmp:
         nib.save(nimg, str(tmp))
-    meta = {**_jsonable(image.meta), **_jsonable(sidecar or {})}
+    meta = {**to_jsonable(image.meta), **to_jsonable(sidecar or {})}
     write_json_atomic(sidecar_path(path), meta)
     return path

@@ -48,27 +48,37 @@ def provenance(
         "software": "osteomri",
         "version": __version__,
         "command": command,
-        "parameters": _jsonable(parameters or {}),
+        "parameters": to_jsonable(parameters or {}),
         "inputs": [{"name": Path(p).name, "sha256": sha256_file(p)} for p in inputs],
         "created_utc": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
         "python": platform.python_version(),
     }
 
 
-def _jsonable(obj: Any) -> Any:
-    """Convert numpy scalars/arrays and paths into plain JSON types."""
+def to_jsonable(obj: Any) -> Any:
+    """Plain JSON types from what results hold: dicts, lists, dataclasses, DataFrames (records), numpy
+    arrays and scalars, paths; non-finite floats become ``None`` (JSON has no NaN)."""
+    import dataclasses
+    import math
+
     import numpy as np
 
     if isinstance(obj, dict):
-        return {str(k): _jsonable(v) for k, v in obj.items()}
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
     if isinstance(obj, (list, tuple)):
-        return [_jsonable(v) for v in obj]
+        return [to_jsonable(v) for v in obj]
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return to_jsonable(dataclasses.asdict(obj))
+    if hasattr(obj, "to_dict") and hasattr(obj, "columns"):  # a pandas DataFrame
+        return to_jsonable(obj.to_dict(orient="records"))
     if isinstance(obj, np.ndarray):
-        return obj.tolist()
+        return to_jsonable(obj.tolist())
     if isinstance(obj, np.generic):
-        return obj.item()
+        obj = obj.item()
     if isinstance(obj, Path):
         return str(obj)
+    if isinstance(obj, float) and not math.isfinite(obj):
+        return None
     return obj
 
 
@@ -104,7 +114,7 @@ def write_text_atomic(target: str | os.PathLike, text: str) -> Path:
 def write_json_atomic(target: str | os.PathLike, obj: Any) -> Path:
     import json
 
-    return write_text_atomic(target, json.dumps(_jsonable(obj), indent=2, allow_nan=False) + "\n")
+    return write_text_atomic(target, json.dumps(to_jsonable(obj), indent=2, allow_nan=False) + "\n")
 
 
 def sha256_array(array) -> str:

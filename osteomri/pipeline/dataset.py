@@ -22,7 +22,6 @@ the exam pipeline to report, so that one bad exam never stops the others.
 
 from __future__ import annotations
 
-import math
 import os
 import re
 from pathlib import Path
@@ -31,6 +30,7 @@ from typing import Any
 import pandas as pd
 
 from osteomri.errors import InputError
+from osteomri.io.provenance import to_jsonable
 from osteomri.pipeline.spec import ExamSpec
 
 INPUT_COLUMNS = ("megre", "pdff", "r2star", "t1w", "dwi", "bvals", "labels")
@@ -142,17 +142,8 @@ def _read_clinical(path: Path, id_column: str) -> dict[str, dict[str, Any]]:
     dup = table[id_column][table[id_column].duplicated()].tolist()
     if dup:
         raise InputError(f"{path.name}: duplicated {id_column} {dup}")
-    return {str(row.pop(id_column)): {k: _plain(v) for k, v in row.items()}
+    return {str(row.pop(id_column)): to_jsonable(row)
             for row in table.to_dict(orient="records")}
-
-
-def _plain(value: Any) -> Any:
-    """numpy scalars -> Python; NaN -> None (clinical values go to JSON)."""
-    if hasattr(value, "item"):
-        value = value.item()
-    if isinstance(value, float) and math.isnan(value):
-        return None
-    return value
 
 
 # --- manifests ------------------------------------------------------------------------------------------

@@ -35,32 +35,31 @@ def run_exam(
     """
     result = ExamResult(exam_id=spec.exam_id, clinical=dict(spec.clinical))
     ctx = ExamContext(spec=spec, result=result, images={})
+
+    def log(record: StageRecord) -> None:
+        result.stages.append(record)
+        if progress:
+            progress(record.stage, record.status)
+
     for stage in STAGES:
         if not stage.applies(spec):
             continue
         if missing := stage.missing_modules():
-            result.stages.append(StageRecord(stage.name, "not_available", f"not built yet: {', '.join(missing)}"))
-            if progress:
-                progress(stage.name, "not_available")
+            log(StageRecord(stage.name, "not_available", f"not built yet: {', '.join(missing)}"))
             continue
         if unmet := stage.unmet_needs({r.stage for r in result.stages if r.status == "done"}):
-            result.stages.append(StageRecord(stage.name, "skipped", f"needs {'; '.join(unmet)}, which did not succeed"))
-            if progress:
-                progress(stage.name, "skipped")
+            log(StageRecord(stage.name, "skipped", f"needs {'; '.join(unmet)}, which did not succeed"))
             continue
         if progress:
             progress(stage.name, "start")
         t0 = time.perf_counter()
         try:
-            message = stage.run(spec, ctx)
-            record = StageRecord(stage.name, "done", message)
+            record = StageRecord(stage.name, "done", stage.run(spec, ctx))
         except Exception as exc:  # noqa: BLE001 - one stage's failure, whatever it is, must not lose the exam
             kind = "" if isinstance(exc, OsteoMRIError) else f"{type(exc).__name__}: "
             record = StageRecord(stage.name, "failed", spec.scrub_paths(f"{kind}{exc}"))
         record.seconds = round(time.perf_counter() - t0, 3)
-        result.stages.append(record)
-        if progress:
-            progress(stage.name, record.status)
+        log(record)
     if not result.stages:
         result.stages.append(StageRecord("inputs", "failed", "the exam names no input image"))
     result.provenance = provenance(

@@ -13,33 +13,12 @@ Every file is written atomically; every sidecar carries the provenance block.
 
 from __future__ import annotations
 
-import dataclasses
 from pathlib import Path
-from typing import Any
-
-import numpy as np
-import pandas as pd
 
 from osteomri.io.nifti import save_nifti
 from osteomri.io.provenance import atomic_path, write_json_atomic
 from osteomri.pipeline.spec import ExamResult, ExamSpec
 from osteomri.pipeline.stages import output_spec
-
-
-def _plain(obj: Any) -> Any:
-    if isinstance(obj, pd.DataFrame):
-        return _plain(obj.to_dict(orient="records"))
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {k: _plain(v) for k, v in dataclasses.asdict(obj).items()}
-    if isinstance(obj, dict):
-        return {str(k): _plain(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple)):
-        return [_plain(v) for v in obj]
-    if isinstance(obj, (np.generic,)):
-        return obj.item()
-    if isinstance(obj, float) and not np.isfinite(obj):
-        return None
-    return obj
 
 
 def write_tsv_atomic(df, path: Path) -> Path:
@@ -61,14 +40,14 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
     if result.vertebrae is not None:
         written["vertebrae"] = write_tsv_atomic(result.vertebrae, folder / f"{stem}_vertebrae.tsv")
     if result.scores:
-        written["scores"] = write_json_atomic(folder / f"{stem}_scores.json", _plain(result.scores))
+        written["scores"] = write_json_atomic(folder / f"{stem}_scores.json", result.scores)
     written["stages"] = write_tsv_atomic(result.stage_table(), folder / f"{stem}_stages.tsv")
     written["exam"] = write_json_atomic(folder / f"{stem}_exam.json", {
         "exam_id": result.exam_id,
         "ok": result.ok,
         "errors": result.errors(),
-        "clinical": _plain(result.clinical),
-        "qc": _plain(result.qc),
+        "clinical": result.clinical,
+        "qc": result.qc,
         "provenance": result.provenance,
     })
     for name, fig in result.figures.items():  # ROI overlays; the report inlines them afterwards

@@ -22,7 +22,7 @@ from typing import Any
 
 import pandas as pd
 
-from osteomri.io.provenance import _jsonable, write_text_atomic
+from osteomri.io.provenance import to_jsonable, write_text_atomic
 
 _CSS = """
 body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
@@ -75,7 +75,7 @@ class HtmlReport:
 
     def provenance(self, prov: dict[str, Any]) -> None:
         self.heading("Provenance")
-        self._parts.append(f"<pre>{html.escape(json.dumps(_jsonable(prov), indent=2))}</pre>")
+        self._parts.append(f"<pre>{html.escape(json.dumps(to_jsonable(prov), indent=2))}</pre>")
 
     def render(self) -> str:
         return (

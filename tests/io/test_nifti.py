@@ -115,3 +115,25 @@ def test_bids_part_mag_phase_pair_loads_as_complex(tmp_path):
     assert img.meta["MagneticFieldStrength"] == 1.5
     alone = save_nifti(Image(np.abs(z), _affine(), meta), tmp_path / "sub-2_part-mag_MEGRE.nii.gz")
     assert not np.iscomplexobj(load_image(alone).data)  # no phase sibling: magnitude only
+
+
+def test_to_jsonable_and_json_writes_handle_what_results_hold(tmp_path):
+    import dataclasses
+    import json
+
+    import pandas as pd
+
+    from osteomri.io.provenance import to_jsonable, write_json_atomic
+
+    @dataclasses.dataclass
+    class Score:
+        value: float
+        levels: tuple
+
+    obj = {"s": Score(np.float64(3.5), ("L1", "L2")), "nan": float("nan"), "arr": np.array([1.0, np.inf]),
+           "table": pd.DataFrame({"a": [1, 2], "b": [0.5, np.nan]}), "path": tmp_path / "x", 7: np.int16(4)}
+    plain = to_jsonable(obj)
+    assert plain == {"s": {"value": 3.5, "levels": ["L1", "L2"]}, "nan": None, "arr": [1.0, None],
+                     "table": [{"a": 1, "b": 0.5}, {"a": 2, "b": None}], "path": str(tmp_path / "x"), "7": 4}
+    # JSON has no NaN: the atomic writer must produce strict JSON from such results
+    assert json.loads(write_json_atomic(tmp_path / "r.json", obj).read_text()) == plain
