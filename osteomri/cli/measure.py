@@ -56,12 +56,6 @@ def _parse_readers(items: list[str]) -> dict[str, Path]:
     return out
 
 
-def _write_tsv(df, path: Path) -> Path:
-    from osteomri.io.provenance import write_text_atomic
-
-    return write_text_atomic(path, df.to_csv(sep="\t", index=False, float_format="%.6g"))
-
-
 def measure(
     map_: list[str] = typer.Option(..., "--map", help="NAME=PATH of a map NIfTI (pdff, r2star, t1w, d, dstar, f "
                                    "or any name); repeatable."),
@@ -88,6 +82,7 @@ def measure(
     """Per-vertebra statistics (mean, median, SD, IQR, P5, P95, volume) of each map in each level's ROI."""
     from osteomri.cli._common import console
     from osteomri.io.nifti import load_nifti
+    from osteomri.io.provenance import write_table_atomic
     from osteomri.vertebrae import measure_readers, measure_vertebrae, summarize_levels, vbq_score
 
     maps = {k: load_nifti(p) for k, p in _parse_maps(map_).items()}
@@ -113,7 +108,7 @@ def measure(
         readers = measure_readers(maps, label_img, _parse_readers(reader_roi), preset=preset, exam=exam,
                                   levels=level_sel, **opts)
         long = readers.averaged
-        written.append(_write_tsv(readers.per_reader, out / f"{stem}_vertebrae_readers.tsv"))
+        written.append(write_table_atomic(readers.per_reader, out / f"{stem}_vertebrae_readers.tsv", "%.6g"))
         if len(readers.icc):
             agreement = readers.icc.copy()
             for map_name, ba in readers.bland_altman.items():
@@ -121,12 +116,12 @@ def measure(
                 agreement.loc[sel, "ba_bias"] = ba.bias
                 agreement.loc[sel, "ba_loa_low"] = ba.loa_low
                 agreement.loc[sel, "ba_loa_high"] = ba.loa_high
-            written.append(_write_tsv(agreement, out / f"{stem}_agreement.tsv"))
+            written.append(write_table_atomic(agreement, out / f"{stem}_agreement.tsv", "%.6g"))
     else:
         long = measure_vertebrae(maps, label_img, preset, roi, exam=exam, levels=level_sel, seeds=seed or None,
                                  **opts, **roi_opts)
-    written.append(_write_tsv(long, out / f"{stem}_vertebrae.tsv"))
-    written.append(_write_tsv(summarize_levels(long), out / f"{stem}_vertebrae_summary.tsv"))
+    written.append(write_table_atomic(long, out / f"{stem}_vertebrae.tsv", "%.6g"))
+    written.append(write_table_atomic(summarize_levels(long), out / f"{stem}_vertebrae_summary.tsv", "%.6g"))
     if t1w is not None:
         if label_img is None:
             raise InputError("--t1w (VBQ) needs --labels")

@@ -45,7 +45,7 @@ def study(
     seed: int = typer.Option(0, "--seed", help="Random seed (synthetic cohort and bootstrap)."),
 ) -> None:
     """Table 1, Table 2 (ROC, DeLong, Youden cut-offs), correlations, reader agreement and report.html."""
-    from osteomri.io.provenance import atomic_path, provenance
+    from osteomri.io.provenance import provenance, write_table_atomic
     from osteomri.report.study import load_cohort, run_study, write_study
 
     if nan_policy not in ("omit", "raise"):
@@ -63,8 +63,7 @@ def study(
         reader_columns = reader_columns or ["pdff_percent_reader1,pdff_percent_reader2",
                                             "r2star_hz_reader1,r2star_hz_reader2"]
         out.mkdir(parents=True, exist_ok=True)
-        with atomic_path(out / "cohort.csv") as tmp:
-            df.to_csv(tmp, index=False)
+        write_table_atomic(df, out / "cohort.csv")
     else:
         if cohort is None:
             raise InputError("give a COHORT file (CSV/TSV) or --synthetic")

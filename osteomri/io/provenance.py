@@ -125,3 +125,15 @@ def sha256_array(array) -> str:
     h = hashlib.sha256(f"{arr.dtype.str}{arr.shape}".encode())
     h.update(arr.tobytes())
     return h.hexdigest()
+
+
+def write_table_atomic(table: Any, target: str | os.PathLike, float_format: str | None = None) -> Path:
+    """Write a pandas DataFrame atomically: tab-separated for ``.tsv``, comma-separated otherwise, no index.
+
+    ``float_format`` (e.g. ``"%.6g"``) rounds floats; ``None`` keeps full precision.
+    """
+    target = Path(target)
+    sep = "\t" if target.suffix.lower() == ".tsv" else ","
+    with atomic_path(target) as tmp:
+        table.to_csv(tmp, sep=sep, index=False, float_format=float_format)
+    return target

@@ -322,7 +322,7 @@ def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], ou
     ``cohort_vertebrae.tsv`` holds the exams that completed without a failed stage; a failed exam keeps its
     partial outputs (e.g. the T1w measured when the PDFF map was corrupt) in its own folder only.
     """
-    from osteomri.pipeline.outputs import write_tsv_atomic
+    from osteomri.io.provenance import write_table_atomic
 
     vert_frames, rows, measured = [], [], set()
     for spec, outcome in zip(specs, outcomes, strict=True):
@@ -341,9 +341,9 @@ def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], ou
     patients.attrs["measured"] = sorted(measured)
     errors = pd.DataFrame([(o.exam_id, s, m) for o in outcomes for s, m in o.errors], columns=ERROR_COLUMNS)
     files = {
-        "vertebrae": write_tsv_atomic(vertebrae, out_dir / "cohort_vertebrae.tsv"),
-        "patients": write_tsv_atomic(patients, out_dir / "cohort_patients.tsv"),
-        "errors": write_tsv_atomic(errors, out_dir / "errors.tsv"),
+        "vertebrae": write_table_atomic(vertebrae, out_dir / "cohort_vertebrae.tsv", "%.6g"),
+        "patients": write_table_atomic(patients, out_dir / "cohort_patients.tsv", "%.6g"),
+        "errors": write_table_atomic(errors, out_dir / "errors.tsv", "%.6g"),
     }
     result = CohortResult(out_dir, list(outcomes), vertebrae, patients, errors, files, round(seconds, 3))
     files["run"] = write_json_atomic(out_dir / "cohort_run.json", {

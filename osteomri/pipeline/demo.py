@@ -9,9 +9,8 @@ import numpy as np
 
 from osteomri.io.image import Image
 from osteomri.io.nifti import save_nifti
-from osteomri.io.provenance import provenance
+from osteomri.io.provenance import provenance, write_table_atomic
 from osteomri.phantom import make_spine_phantom, synthesize_dwi, synthesize_megre, synthesize_t1w
-from osteomri.pipeline.outputs import write_tsv_atomic
 from osteomri.pipeline.spec import ExamSpec
 
 DEMO_BVALUES = (0, 10, 20, 40, 80, 150, 250, 400, 600, 800)
@@ -49,7 +48,7 @@ def write_demo_inputs(folder: Path, seed: int = 0, snr: float = 50.0, small: boo
     paths.bvals.write_text(" ".join(str(b) for b in DEMO_BVALUES) + "\n")
     save_nifti(Image(fieldmap, ph.affine, {"Units": "Hz"}), folder / f"{stem}_desc-truth_fieldmap.nii.gz",
                sidecar=prov)
-    write_tsv_atomic(ph.truth, paths.truth)
+    write_table_atomic(ph.truth, paths.truth, "%.6g")
     return paths
 
 

@@ -16,15 +16,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from osteomri.io.nifti import save_nifti
-from osteomri.io.provenance import atomic_path, write_json_atomic
+from osteomri.io.provenance import atomic_path, write_json_atomic, write_table_atomic
 from osteomri.pipeline.spec import ExamResult, ExamSpec
 from osteomri.pipeline.stages import output_spec
-
-
-def write_tsv_atomic(df, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, sep="\t", index=False, float_format="%.6g")
-    return path
 
 
 def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None = None) -> dict[str, Path]:
@@ -38,10 +32,10 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
         sidecar = {"Units": units, "Description": description, "Provenance": result.provenance}
         written[key] = save_nifti(image, folder / f"{stem}_{suffix}.nii.gz", sidecar=sidecar)
     if result.vertebrae is not None:
-        written["vertebrae"] = write_tsv_atomic(result.vertebrae, folder / f"{stem}_vertebrae.tsv")
+        written["vertebrae"] = write_table_atomic(result.vertebrae, folder / f"{stem}_vertebrae.tsv", "%.6g")
     if result.scores:
         written["scores"] = write_json_atomic(folder / f"{stem}_scores.json", result.scores)
-    written["stages"] = write_tsv_atomic(result.stage_table(), folder / f"{stem}_stages.tsv")
+    written["stages"] = write_table_atomic(result.stage_table(), folder / f"{stem}_stages.tsv", "%.6g")
     written["exam"] = write_json_atomic(folder / f"{stem}_exam.json", {
         "exam_id": result.exam_id,
         "ok": result.ok,

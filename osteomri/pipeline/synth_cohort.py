@@ -29,9 +29,8 @@ import pandas as pd
 
 from osteomri.errors import InputError
 from osteomri.io.nifti import save_nifti
-from osteomri.io.provenance import atomic_path, provenance, write_json_atomic
+from osteomri.io.provenance import provenance, write_json_atomic, write_table_atomic
 from osteomri.phantom import LUMBAR_LEVELS, make_spine_phantom, synthesize_dwi, synthesize_megre, synthesize_t1w
-from osteomri.pipeline.outputs import write_tsv_atomic
 
 MODALITIES = ("megre", "t1w", "dwi", "vendor")
 SYNTH_BVALUES = (0, 10, 20, 40, 80, 150, 250, 400, 600, 800)
@@ -134,7 +133,7 @@ def write_synthetic_cohort(
     participants = cohort[["exam", *CLINICAL_COLUMNS]].rename(columns={"exam": "participant_id"})
     participants["age"] = participants["age"].round(0).astype(int)
     participants[["bmi", "bmd_mg_cm3"]] = participants[["bmi", "bmd_mg_cm3"]].round(2)
-    write_tsv_atomic(participants, out / "participants.tsv")
+    write_table_atomic(participants, out / "participants.tsv", "%.6g")
     write_json_atomic(out / "participants.json", {
         "age": {"Description": "age at the exam", "Units": "year"},
         "sex": {"Description": "sex", "Levels": {"F": "female", "M": "male"}},
@@ -155,5 +154,4 @@ def write_synthetic_cohort(
 
 def _write_truth(table: pd.DataFrame, path: Path) -> None:
     """Truth tables keep full precision (the maps are compared against them)."""
-    with atomic_path(path) as tmp:
-        table.to_csv(tmp, sep="\t", index=False, float_format="%.12g")
+    write_table_atomic(table, path, "%.12g")

@@ -21,7 +21,7 @@ from typing import Any
 import pandas as pd
 
 from osteomri.errors import InputError
-from osteomri.io.provenance import atomic_path
+from osteomri.io.provenance import write_table_atomic
 from osteomri.stats import (
     WHO_GROUPS,
     MissingDataWarning,
@@ -193,12 +193,6 @@ def run_study(
     )
 
 
-def _write_csv(df: pd.DataFrame, path: Path) -> Path:
-    with atomic_path(path) as tmp:
-        df.to_csv(tmp, index=False)
-    return path
-
-
 def _int_text(df: pd.DataFrame) -> pd.DataFrame:
     """Integer columns as text, so that the HTML float format does not print counts as 120.000."""
     return df.assign(**{c: df[c].astype(str) for c in df.columns if pd.api.types.is_integer_dtype(df[c])})
@@ -214,11 +208,11 @@ def write_study(result: StudyResult, out_dir: str | os.PathLike, prov: dict[str,
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     paths = {
-        "table1": _write_csv(result.table1, out / "table1.csv"),
-        "table2": _write_csv(result.table2, out / "table2.csv"),
-        "correlations": _write_csv(result.correlations, out / "correlations.csv"),
-        "agreement": _write_csv(result.agreement, out / "agreement.csv"),
-        "auc_comparisons": _write_csv(result.auc_comparisons, out / "auc_comparisons.csv"),
+        "table1": write_table_atomic(result.table1, out / "table1.csv"),
+        "table2": write_table_atomic(result.table2, out / "table2.csv"),
+        "correlations": write_table_atomic(result.correlations, out / "correlations.csv"),
+        "agreement": write_table_atomic(result.agreement, out / "agreement.csv"),
+        "auc_comparisons": write_table_atomic(result.auc_comparisons, out / "auc_comparisons.csv"),
     }
     rep = HtmlReport(title)
     rep.paragraph(f"{len(result.data)} patients; markers: {', '.join(result.markers)}"

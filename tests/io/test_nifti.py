@@ -137,3 +137,15 @@ def test_to_jsonable_and_json_writes_handle_what_results_hold(tmp_path):
                      "table": [{"a": 1, "b": 0.5}, {"a": 2, "b": None}], "path": str(tmp_path / "x"), "7": 4}
     # JSON has no NaN: the atomic writer must produce strict JSON from such results
     assert json.loads(write_json_atomic(tmp_path / "r.json", obj).read_text()) == plain
+
+
+def test_write_table_atomic_separator_and_precision(tmp_path):
+    import pandas as pd
+
+    from osteomri.io.provenance import write_table_atomic
+
+    df = pd.DataFrame({"level": ["L1"], "mean": [1 / 3]})
+    tsv = write_table_atomic(df, tmp_path / "sub" / "t.tsv", "%.6g").read_text()
+    csv = write_table_atomic(df, tmp_path / "t.csv").read_text()
+    assert tsv == "level\tmean\nL1\t0.333333\n"
+    assert csv.splitlines()[1].startswith("L1,0.3333333333333")  # full precision without a float format
