@@ -27,22 +27,6 @@ def register(app: typer.Typer) -> None:
     app.command("waterfat")(waterfat)
 
 
-def _load(path: Path):
-    try:
-        from osteomri.io.loader import load_image
-    except ImportError:  # pragma: no cover - the generic loader is optional
-        load_image = None
-    if load_image is not None:
-        return load_image(path)
-    if path.suffix.lower() == ".mat":
-        from osteomri.io.matlab import load_toolbox_mat
-
-        return load_toolbox_mat(path)
-    from osteomri.io.nifti import load_nifti
-
-    return load_nifti(path)
-
-
 def waterfat(
     input: Path = typer.Argument(..., help="Multi-echo data: NIfTI (+ JSON sidecar), DICOM folder or toolbox .mat"),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder"),
@@ -60,11 +44,12 @@ def waterfat(
     """Separate water and fat; write pdff.nii.gz (%), r2star.nii.gz (1/s), fieldmap.nii.gz (Hz), water, fat,
     residual, each with a JSON sidecar (units, description, parameters, provenance)."""
     from osteomri.io.image import Image
+    from osteomri.io.loader import load_image
     from osteomri.io.nifti import save_nifti
     from osteomri.io.provenance import provenance
     from osteomri.waterfat import MAP_UNITS, T1Correction, WaterFatModel
 
-    img = _load(input)
+    img = load_image(input)
     if echo_times_ms:
         img.meta["EchoTime"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
     if field_strength > 0:
