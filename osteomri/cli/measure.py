@@ -40,9 +40,10 @@ def _parse_maps(items: list[str]) -> dict[str, Path]:
 def _parse_levels(text: str | None) -> str | list[str] | None:
     if text is None:
         return None
-    presets = {"L1-L4": ["L1", "L2", "L3", "L4"], "L1-L5": ["L1", "L2", "L3", "L4", "L5"]}
-    if text in presets:
-        return presets[text]
+    from osteomri.vertebrae.measure import LEVEL_SETS
+
+    if text in LEVEL_SETS:
+        return list(LEVEL_SETS[text])
     return "all" if text == "all" else [s.strip() for s in text.split(",") if s.strip()]
 
 

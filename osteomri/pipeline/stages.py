@@ -214,11 +214,12 @@ def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
 def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     """Risk estimate: the L1–L5 mean PDFF and R2* against the seed study's published cut-offs."""
     from osteomri.stats.screening import PUBLISHED_CUTOFFS, SEED_STUDY_PREVALENCE, screen_markers
+    from osteomri.vertebrae.labels import LUMBAR
 
     table = ctx.result.vertebrae
     if table is None or not len(table):
         raise InputError("no per-vertebra table to screen (the measure stage did not succeed)")
-    lumbar = table[table["level"].isin(["L1", "L2", "L3", "L4", "L5"])]
+    lumbar = table[table["level"].isin(LUMBAR)]
     values = {m: float(lumbar.loc[lumbar["map"] == m, "mean"].mean()) for m in PUBLISHED_CUTOFFS
               if (lumbar["map"] == m).any()}
     if not values:
