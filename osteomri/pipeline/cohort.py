@@ -42,7 +42,6 @@ from osteomri.pipeline.spec import ExamSpec
 
 TMP_DIR = ".osteomri-tmp"
 RECORD_SUFFIX = "_complete.json"
-CORE_LEVELS = ("L1", "L2", "L3", "L4")
 ERROR_COLUMNS = ["exam", "stage", "message"]
 #: Outcome statuses: ``done`` (all stages fine), ``failed`` (a stage failed; outputs and record written),
 #: ``skipped`` (already complete), ``lost`` (no result: the task raised or its workers kept dying).
