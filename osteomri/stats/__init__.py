@@ -48,7 +48,7 @@ from osteomri.stats.roc import (
 )
 from osteomri.stats.smooth import SmoothRocResult, binormal_fit, smooth_roc
 from osteomri.stats.tables import format_p, table1, table2
-from osteomri.stats.venkatraman import VenkatramanResult, venkatraman_test
+from osteomri.stats.venkatraman import VenkatramanResult, venkatraman_test, venkatraman_test_unpaired
 
 __all__ = [
     "WHO_GROUPS",
@@ -99,6 +99,7 @@ __all__ = [
     "ci_best_coords",
     "local_maxima",
     "venkatraman_test",
+    "venkatraman_test_unpaired",
     "table1",
     "table2",
 ]

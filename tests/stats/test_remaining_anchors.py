@@ -13,6 +13,7 @@ from osteomri.stats import (
     local_maxima,
     roc_analysis,
     venkatraman_test,
+    venkatraman_test_unpaired,
 )
 
 pytestmark = pytest.mark.shared_data
@@ -33,6 +34,47 @@ def test_venkatraman_paired(asah, expected):
 def test_venkatraman_identical_markers_not_significant(asah):
     r = venkatraman_test(asah["outcome"], asah["s100b"], asah["s100b"], n_permutations=200, random_state=0)
     assert r.statistic == 0 and r.p_value == 1.0
+
+
+def test_venkatraman_unpaired(asah, expected):
+    e = expected["pROC_aSAH"]["venkatraman"]["s100b_vs_wfns_unpaired"]
+    r = venkatraman_test_unpaired(asah["outcome"], asah["s100b"], asah["outcome"], asah["wfns"],
+                                  n_permutations=2000, random_state=42)
+    assert r.statistic == pytest.approx(e["E"], rel=1e-9)
+    assert abs(r.p_value - e["p_seed42_boot2000"]) < 0.03  # permutation p (seeded R): loose check only
+    assert not r.paired and r.n_cases == 2 * 41
+    # E is symmetric in the two samples and invariant to monotone transforms of either marker
+    swapped = venkatraman_test_unpaired(asah["outcome"], asah["wfns"], asah["outcome"], asah["s100b"],
+                                        n_permutations=1, random_state=0)
+    logged = venkatraman_test_unpaired(asah["outcome"], np.log(asah["s100b"]), asah["outcome"], asah["wfns"],
+                                       n_permutations=1, random_state=0)
+    assert swapped.statistic == pytest.approx(r.statistic, rel=1e-12)
+    assert logged.statistic == pytest.approx(r.statistic, rel=1e-12)
+    with pytest.raises(InputError, match="n_permutations"):
+        venkatraman_test_unpaired(asah["outcome"], asah["s100b"], asah["outcome"], asah["wfns"], n_permutations=0)
+
+
+def test_venkatraman_unpaired_identical_samples_not_significant(asah):
+    r = venkatraman_test_unpaired(asah["outcome"], asah["s100b"], asah["outcome"], asah["s100b"],
+                                  n_permutations=200, random_state=0)
+    assert r.statistic == 0 and r.p_value == 1.0
+
+
+def test_venkatraman_unpaired_separates_different_curves_of_unequal_samples():
+    """Independent samples of different sizes: equal binormal curves are not rejected, crossing ones are."""
+    rng = np.random.default_rng(3)
+
+    def sample(n_controls, n_cases, shift_cases, sd_cases):
+        x = np.r_[rng.normal(0, 1, n_controls), rng.normal(shift_cases, sd_cases, n_cases)]
+        return np.r_[np.zeros(n_controls), np.ones(n_cases)], x
+
+    ya, xa = sample(70, 50, 1.0, 1.0)
+    yb, xb = sample(120, 40, 1.0, 1.0)
+    same = venkatraman_test_unpaired(ya, xa, yb, np.exp(xb), n_permutations=500, random_state=1)
+    assert same.p_value > 0.05
+    yc, xc = sample(150, 100, 0.5, 4.0)  # a very different (crossing) curve
+    diff = venkatraman_test_unpaired(ya, xa, yc, xc, n_permutations=500, random_state=1)
+    assert diff.p_value < 0.01 and diff.statistic > same.statistic
 
 
 def test_local_maxima_count(asah, expected):
