@@ -133,13 +133,10 @@ def test_case13_thorax(fits):
         assert _roi(pdff, ((70, 130), (40, 70), z)) < 25, z  # heart (blood pool + myocardium)
 
 
-@pytest.mark.xfail(strict=True, reason="case 13: a 7x9-voxel rectangle of the liver dome, [161:168, 49:58] in slices "
-                   "0 and 1, reads ~95-100 % fat: its field map sits ~+450-500 Hz above the surrounding liver "
-                   "(~800 vs ~300 Hz, i.e. one fat shift at 3 T) with straight block edges; echo magnitudes show "
-                   "homogeneous liver. Field-map (coarse-block) swap. A global regularisation >= 700 "
-                   "(default 100) removes it but breaks the 1.5 T steep-gradient synthetic case: needs a "
-                   "region-level swap correction, not a stronger global prior (issue 7).")
 def test_case13_liver_dome_block_not_swapped(fits):
+    """A 7x9-voxel rectangle of the liver dome, [161:168, 49:58] in slices 0 and 1, once read ~95-100 % fat: a
+    coarse block had pooled the fat-dominant solution (field map one fat shift, ~+450 Hz, above the liver with
+    straight block edges). Region alias moves at full resolution (fieldmap.region_alias_moves) must undo it."""
     fit, _ = fits("13")
     for z in range(2):
         assert _roi(fit.pdff_percent, ((161, 168), (49, 58), z)) < 25, z  # liver dome, directly below the heart

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, maximum_flow
+from scipy.sparse.csgraph import breadth_first_order, connected_components, maximum_flow
 
 from osteomri.models.waterfat.varpro import FieldGrid
 
@@ -271,6 +271,114 @@ def icm(level: Level, labels: np.ndarray, grid: FieldGrid, n_iter: int = 4,
     return flat_labels.reshape(shape)
 
 
+def region_alias_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, axis_weight: np.ndarray,
+                       fat_jump: int, signal_index: np.ndarray | None = None,
+                       cut_fractions: tuple[float, ...] = (0.5, 0.3, 0.15), max_rounds: int = 4) -> np.ndarray:
+    """Move whole field-map regions between their water- and fat-dominant minima where that lowers the energy.
+
+    Coarse-to-fine estimation can leave a region (often block-shaped: a coarse block that pooled the wrong
+    solution) one fat shift away from its surroundings. At the finest level no single voxel can leave it
+    (each would break its own edges), and a full-resolution jump move misses it too: on a circular grid, or
+    with per-voxel destinations, the move's pairwise terms are not submodular and their truncation
+    overcharges exactly the region's boundary. Here the voxels with signal are cut into regions wherever
+    neighbours differ by more than ``cut_fraction`` of a fat shift (several fractions in turn: a smaller one
+    splits regions joined by a steep ramp); the exact energy change of shifting each region by
+    ``±fat_jump`` labels (each voxel to its lowest data cost near the shifted label, as in
+    :func:`jump_moves`) is computed for all regions at once (bincounts over voxels and edges), and the
+    non-adjacent regions with the largest decreases move. Voxels without signal stay put (the ICM that
+    follows re-interpolates them). A region-level version of the alias jump moves of Hernando et al.
+    (MRM 2010).
+
+    ``data``: residual curves [n_rows, n_labels] of the voxels ``signal_index`` (flat indices into
+    ``labels``; None: every voxel). ``labels``: 3-D int array.
+    """
+    shape = labels.shape
+    n = labels.size
+    i, j, w = grid_edges(shape, axis_weight)
+    if i.size == 0 or fat_jump <= 0:
+        return labels
+    has = np.zeros(n, bool)
+    has[np.arange(n) if signal_index is None else signal_index] = True
+    sig = np.flatnonzero(has)
+    rows = np.full(n, -1, np.int64)
+    rows[sig] = np.arange(sig.size)
+    flat = labels.ravel().copy()
+    joinable = has[i] & has[j]
+    state = _MoveState(data, flat, sig, rows, grid, (i, j, w), fat_jump)
+    for fraction in cut_fractions:
+        for _ in range(max_rounds):
+            joined = joinable & (np.abs(state.d_old) <= fraction * fat_jump * grid.step_hz)
+            adj = sp.csr_matrix((np.ones(int(joined.sum()), np.int8), (i[joined], j[joined])), shape=(n, n))
+            n_reg, region = connected_components(adj, directed=False)
+            region = np.where(has, region, n_reg)  # voxels without signal: one extra region that never moves
+            if not state.apply_best(flat, region, n_reg + 1):
+                break
+            state = _MoveState(data, flat, sig, rows, grid, (i, j, w), fat_jump)
+    return flat.reshape(shape)
+
+
+class _MoveState:
+    """Per-voxel and per-edge energy changes of the two alias moves (±fat_jump) of every voxel."""
+
+    def __init__(self, data, flat, sig, rows, grid: FieldGrid, edges, fat_jump: int) -> None:
+        i, j, w = edges
+        n_lab = grid.values_hz.size
+        g = grid.values_hz
+        self.edges, self.sig = edges, sig
+        psi = g[flat]
+        self.d_old = grid.difference(psi[i], psi[j])
+        old2 = self.d_old**2
+        base = data[rows[sig], flat[sig]]
+        self.moves = []
+        for alpha in (fat_jump, -fat_jump):
+            new = flat.copy()
+            new[sig] = _destination(data[rows[sig]], flat[sig], alpha, n_lab, grid.circular, window=abs(alpha) // 6)
+            unary = np.zeros(flat.size)
+            unary[sig] = data[rows[sig], new[sig]] - base
+            if not grid.circular:  # a move off the grid is not allowed
+                off = (flat[sig] + alpha < 0) | (flat[sig] + alpha >= n_lab)
+                unary[sig[off]] = np.inf
+            psi_new = g[new]
+            both = w * (grid.difference(psi_new[i], psi_new[j]) ** 2 - old2)  # both ends move
+            only_i = w * (grid.difference(psi_new[i], psi[j]) ** 2 - old2)  # only i's region moves
+            only_j = w * (grid.difference(psi[i], psi_new[j]) ** 2 - old2)
+            self.moves.append((new, unary, both, only_i, only_j))
+        self.total = float(base.sum() + (w * old2).sum())
+
+    def apply_best(self, flat: np.ndarray, region: np.ndarray, n_reg: int) -> bool:
+        """Move the best non-adjacent improving regions (``flat`` in place); False when none improves."""
+        i, j, _ = self.edges
+        ri, rj = region[i], region[j]
+        same = ri == rj
+        best_gain = np.zeros(n_reg)
+        best_move = np.full(n_reg, -1)
+        for k, (_, unary, both, only_i, only_j) in enumerate(self.moves):
+            delta = np.bincount(region, unary, n_reg)
+            delta += np.bincount(ri[same], both[same], n_reg)
+            delta += np.bincount(ri[~same], only_i[~same], n_reg) + np.bincount(rj[~same], only_j[~same], n_reg)
+            gain = np.nan_to_num(-delta, nan=0.0, neginf=0.0)
+            gain[n_reg - 1] = 0.0
+            better = gain > best_gain
+            best_gain[better] = gain[better]
+            best_move[better] = k
+        movers = np.flatnonzero(best_gain > 1e-9 * max(self.total, 1e-30))
+        if movers.size == 0:
+            return False
+        # the largest gains among mutually non-adjacent regions (their gains are then independent)
+        nb = sp.csr_matrix((np.ones(int((~same).sum())), (ri[~same], rj[~same])), shape=(n_reg, n_reg))
+        nb = (nb + nb.T).tocsr()
+        taken = np.zeros(n_reg, bool)
+        blocked = np.zeros(n_reg, bool)
+        for r in movers[np.argsort(-best_gain[movers])]:  # a loop over the few improving regions, not voxels
+            if not blocked[r]:
+                taken[r] = True
+                blocked[nb.indices[nb.indptr[r]:nb.indptr[r + 1]]] = True
+        for k, (new, *_) in enumerate(self.moves):
+            sel = taken[region] & (best_move[region] == k)
+            flat[sel] = new[sel]
+        return True
+
+
 def _upsample(labels: np.ndarray, block_ratio: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
     up = labels
     for axis in range(3):
@@ -292,6 +400,7 @@ def regularised_fieldmap_labels(
     prior_hz: np.ndarray | None = None,
     stop_level: int = 0,
     alias_moves_max_nodes: int = 0,
+    region_moves: bool = True,
 ) -> np.ndarray:
     """Field-map grid label per voxel of ``shape`` (3-D int array), coarse to fine.
 
@@ -358,6 +467,13 @@ def regularised_fieldmap_labels(
         edges = grid_edges(shape, levels[0].axis_weight)
         labels = jump_moves(full, labels.ravel(), grid, edges, [fat_jump, -fat_jump]).reshape(shape)
         labels = icm(Level(shape, (1, 1, 1), full, levels[0].axis_weight), labels, grid, n_iter=icm_iterations)
+    if stop_level == 0 and region_moves and fat_jump > 0:
+        lev0 = levels[0]
+        sparse = lev0.data.shape[0] != n_full
+        moved = region_alias_moves(lev0.data, labels, grid, lev0.axis_weight, fat_jump,
+                                   signal_index=signal_index if sparse else None)
+        if np.any(moved != labels):
+            labels = icm(lev0, moved, grid, n_iter=icm_iterations, signal_index=signal_index if sparse else None)
     if stop_level > 0:
         labels = _upsample(labels, np.asarray(levels[stop_level].block), shape)
     if shift is not None:
