@@ -40,6 +40,8 @@ def waterfat(
     t1_correction: bool = typer.Option(False, "--t1-correction", help="Correct T1 bias (needs TR and flip angle)"),
     t1_water_s: float = typer.Option(1.2, help="Assumed water T1 (s) for --t1-correction"),
     t1_fat_s: float = typer.Option(0.38, help="Assumed fat T1 (s) for --t1-correction"),
+    bipolar: bool = typer.Option(False, "--bipolar", help="Bipolar readout: estimate and remove the even echoes' "
+                                                          "phase error (>= 4 uniformly spaced echoes)"),
 ) -> None:
     """Separate water and fat; write pdff.nii.gz (%), r2star.nii.gz (1/s), fieldmap.nii.gz (Hz), water, fat,
     residual, each with a JSON sidecar (units, description, parameters, provenance)."""
@@ -64,8 +66,9 @@ def waterfat(
         if img.meta.get("RepetitionTime") is None or img.meta.get("FlipAngle") is None:
             raise MetadataError("--t1-correction needs RepetitionTime and FlipAngle in the input metadata")
         t1 = T1Correction(float(img.meta["RepetitionTime"]), float(img.meta["FlipAngle"]), t1_water_s, t1_fat_s)
+    # from_image also checks the echo count
     model = WaterFatModel.from_image(img, fat_spectrum=fat_spectrum, regularisation=regularisation,
-                                     t1_correction=t1, **override)  # also checks the echo count
+                                     t1_correction=t1, bipolar_correction=bipolar, **override)
     data = img.data
     if data.ndim != 4:
         raise InputError(f"expected multi-echo data [x, y, z, echo], got shape {data.shape}")

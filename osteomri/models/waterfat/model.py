@@ -25,6 +25,7 @@ import numpy as np
 from scipy import ndimage
 
 from osteomri.errors import InputError
+from osteomri.models.waterfat.bipolar import check_bipolar_echo_times, correct_bipolar_phase, estimate_bipolar_phase
 from osteomri.models.waterfat.fieldmap import regularised_fieldmap_labels, robust_polynomial_field
 from osteomri.models.waterfat.magnitude import fit_magnitude
 from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimination
@@ -114,6 +115,10 @@ class WaterFatModel:
         Optional :class:`T1Correction` (TR, flip angle, assumed T1s) applied to W and F before the PDFF.
     signal_threshold:
         Voxels whose rms signal is below this fraction of the 99th percentile are background (no fit).
+    bipolar_correction:
+        Bipolar (alternating) readout: estimate the even echoes' phase error (constant + linear ramp along
+        the readout axis, :mod:`.bipolar`; needs >= 4 uniformly spaced echoes) and remove it from complex
+        data before the separation; the estimate is stored in ``fit.qc["bipolar"]``.
     """
 
     def __init__(
@@ -135,8 +140,12 @@ class WaterFatModel:
         t1_correction: T1Correction | None = None,
         signal_threshold: float = 0.05,
         chunk_voxels: int = 16384,
+        bipolar_correction: bool = False,
     ) -> None:
         self.te_s = validate_echo_times(te_s, min_echoes=3)
+        self.bipolar_correction = bool(bipolar_correction)
+        if self.bipolar_correction:
+            check_bipolar_echo_times(self.te_s)
         self.field_strength_t = float(field_strength_t)
         if not np.isfinite(self.field_strength_t) or not 0.05 <= self.field_strength_t <= 20:
             raise InputError(f"field strength must be tesla (0.05..20), got {field_strength_t}")
@@ -191,6 +200,7 @@ class WaterFatModel:
                                  self.grid.step_hz], "fieldmap_grid_circular": self.grid.circular,
             "r2star_max_hz": self.r2star_max_hz, "smooth_fieldmap": self.smooth_fieldmap,
             "t1_correction": None if self.t1_correction is None else vars(self.t1_correction),
+            "bipolar_correction": self.bipolar_correction,
         }
 
     # ------------------------------------------------------------------ input checks
@@ -229,8 +239,15 @@ class WaterFatModel:
         data = np.where(np.isfinite(data), data, 0)
         magnitude_only = not np.iscomplexobj(data)
         clockwise = self.precession_clockwise
+        bipolar = self.bipolar_correction and not magnitude_only
+        if bipolar and clockwise == "auto":  # detect the convention on data without the gross even-echo error
+            clockwise = self.detect_precession(correct_bipolar_phase(data, estimate_bipolar_phase(data, self.te_s)))
         if clockwise == "auto" and not magnitude_only:
             clockwise = self.detect_precession(data.reshape(-1, self.te_s.size))
+        if bipolar:  # the fat term of the estimate in the data's own convention
+            error = estimate_bipolar_phase(data, self.te_s,
+                                           fat_signal=self.fat_signal if clockwise else np.conj(self.fat_signal))
+            data = correct_bipolar_phase(data, error)
         if not magnitude_only and not clockwise:
             data = np.conj(data)
         rms = np.sqrt((np.abs(data) ** 2).mean(axis=-1))
@@ -248,6 +265,8 @@ class WaterFatModel:
 
         qc: dict[str, Any] = {"n_fitted_voxels": int(index.size), "magnitude_only": magnitude_only,
                               "precession_clockwise": clockwise}
+        if bipolar:
+            qc["bipolar"] = error.as_dict()
         if magnitude_only:
             res = fit_magnitude(np.abs(flat[index]), self.te_s, self.fat_signal, shape3, index,
                                 r2star_max_hz=2 * self.r2star_max_hz)
@@ -393,7 +412,12 @@ class WaterFatModel:
         return (un - offset) * period / (2 * np.pi)
 
     def _quality(self, fit: WaterFatFit, shape3: tuple, fit_mask: np.ndarray, rel_res: np.ndarray) -> None:
-        """Exam-level QC: residual level and field-map discontinuities of about one fat shift."""
+        """Exam-level QC: residual level and field-map discontinuities of about one fat shift.
+
+        ``swap_suspected`` when more than 1 % of neighbouring fitted voxel pairs step by more than half a fat
+        shift (modulo the field-map period on a uniform-echo grid): a swapped region of tens of voxels in a
+        large volume stays below that (region alias moves in :mod:`.fieldmap` remove those).
+        """
         psi = fit.fieldmap_hz.reshape(shape3)
         m = fit_mask
         jumps = 0
@@ -405,7 +429,8 @@ class WaterFatModel:
             b = np.take(psi, range(1, shape3[axis]), axis=axis)
             both = np.take(m, range(shape3[axis] - 1), axis=axis) & np.take(m, range(1, shape3[axis]), axis=axis)
             pairs += int(both.sum())
-            jumps += int((both & (np.abs(a - b) > 0.5 * abs(self.fat_shift_hz))).sum())
+            step = self.grid.difference(a, b)  # wrapped: a whole period (uniform spacing) is the same fit
+            jumps += int((both & (np.abs(step) > 0.5 * abs(self.fat_shift_hz))).sum())
         jump_fraction = jumps / max(pairs, 1)
         fit.qc.update({
             "median_relative_residual": float(np.median(rel_res)),
