@@ -13,6 +13,9 @@ Presets
 ``ismrm_6peak``
     6-peak spectrum of the ISMRM fat–water toolbox (Hernando/Yu; Yu et al., MRM 2008;60:1122), used by
     the ISMRM 2012 challenge.
+
+Any triglyceride composition: :func:`triglyceride_spectrum` (number of double bonds, methylene-interrupted
+double bonds and chain length; Hamilton et al. 2011).
 """
 
 from __future__ import annotations
@@ -72,6 +75,27 @@ FAT_SPECTRA: dict[str, FatSpectrum] = {
         "ismrm_6peak", (0.90, 1.30, 2.10, 2.76, 4.31, 5.30), (0.087, 0.693, 0.128, 0.004, 0.039, 0.048)
     ),
 }
+
+
+def triglyceride_spectrum(ndb: float, nmidb: float, chain_length: float = 17.5,
+                          name: str | None = None) -> FatSpectrum:
+    """The 9-peak spectrum of a triglyceride of given composition (Hamilton et al., NMR Biomed 2011;24:784).
+
+    Protons per triglyceride at the :data:`_REN_PPM` positions, from its mean fatty-acid chain length ``CL``,
+    number of double bonds ``ndb`` and methylene-interrupted double bonds ``nmidb`` (both per triglyceride):
+    0.90 ppm CH3 9; 1.30 ppm (CH2)n 6(CL − 4) − 8 ndb + 2 nmidb; 1.60 ppm β-carboxyl 6; 2.02 ppm allylic
+    4(ndb − nmidb); 2.24 ppm α-carboxyl 6; 2.75 ppm diallylic 2 nmidb; 4.20 ppm glycerol CH2 4; 5.19 ppm
+    glycerol CH 1; 5.29 ppm olefinic 2 ndb (total 6 CL + 2 − 2 ndb protons). Human adipose tissue and marrow
+    are close to ndb ≈ 3, nmidb ≈ 1, CL ≈ 17.5.
+    """
+    values = np.array([ndb, nmidb, chain_length], float)
+    if not np.all(np.isfinite(values)) or ndb < 0 or nmidb < 0 or nmidb > ndb:
+        raise InputError(f"triglyceride needs 0 <= nmidb <= ndb (finite), got ndb={ndb}, nmidb={nmidb}")
+    protons = (9, 6 * (chain_length - 4) - 8 * ndb + 2 * nmidb, 6, 4 * (ndb - nmidb), 6, 2 * nmidb, 4, 1, 2 * ndb)
+    if protons[1] < 0:
+        raise InputError(f"chain length {chain_length} is too short for {ndb} double bonds (negative CH2 count)")
+    return FatSpectrum(name or f"triglyceride_ndb{ndb:g}_nmidb{nmidb:g}_cl{chain_length:g}", _REN_PPM,
+                       tuple(float(v) for v in protons))
 
 
 def get_fat_spectrum(spec: str | FatSpectrum | dict) -> FatSpectrum:
