@@ -162,3 +162,18 @@ def test_from_image_takes_the_acquisition_from_the_image():
         .precession_clockwise == "auto"
     assert WaterFatModel.from_image(Image(img.data, affine, dict(meta))).precession_clockwise == "auto"
     assert WaterFatModel.from_image(img, precession_clockwise=True).precession_clockwise is True
+
+
+def test_swap_flag_fires_on_a_swapped_region_and_not_on_the_true_field():
+    """The exam-level flag: a field map one fat shift off over a quadrant of the body swaps its PDFF there
+    and raises ``swap_suspected``; the true field map does not."""
+    s, truth = phantom(SEED_TE_S, 3.0, shape=(48, 48, 4), bump_hz=0.0)
+    model = WaterFatModel(SEED_TE_S, 3.0)
+    b = truth["body"]
+    quadrant = b & (np.indices(b.shape)[0] < 24) & (np.indices(b.shape)[1] < 24)
+    good = model.fit(s, mask=b, fieldmap_hz=truth["field"])
+    bad = model.fit(s, mask=b, fieldmap_hz=truth["field"] + np.where(quadrant, model.fat_shift_hz, 0.0))
+    assert not good.swap_suspected and good.qc["fieldmap_jump_fraction"] == 0
+    assert bad.swap_suspected and bad.qc["fieldmap_jump_fraction"] > 0.01
+    swapped = np.abs(bad.pdff_percent - truth["pdff"]) > 30
+    assert swapped[quadrant].mean() > 0.5 and not swapped[b & ~quadrant].any()
