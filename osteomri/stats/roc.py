@@ -22,6 +22,7 @@ Conventions (those of pROC, Robin et al. 2011, so that numbers agree with it exa
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -30,7 +31,13 @@ import pandas as pd
 from scipy import stats
 
 from osteomri.errors import InputError
-from osteomri.stats._validate import as_float, binary_outcome, check_not_constant, drop_missing
+from osteomri.stats._validate import (
+    MissingDataWarning,
+    as_float,
+    binary_outcome,
+    check_not_constant,
+    drop_missing,
+)
 
 Direction = Literal["auto", "<", ">"]
 
@@ -45,6 +52,7 @@ __all__ = [
     "predictive_values",
     "local_maxima",
     "ci_best_coords",
+    "ci_thresholds",
 ]
 
 
@@ -245,6 +253,28 @@ def _bootstrap_aucs(xc: np.ndarray, xk: np.ndarray, direction: str, n_bootstrap:
     return out
 
 
+def _threshold_bootstrap(xc: np.ndarray, xk: np.ndarray, thresholds: np.ndarray, direction: str,
+                         n_bootstrap: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Se and Sp at fixed thresholds in stratified bootstrap replicates: two arrays (n_bootstrap, n_thresholds).
+
+    Cases are resampled first, then controls (one ``rng.integers`` draw each), so a given generator state
+    always yields the same replicates.
+    """
+    case_idx = rng.integers(0, xc.size, (n_bootstrap, xc.size))
+    control_idx = rng.integers(0, xk.size, (n_bootstrap, xk.size))
+    if direction == "<":  # positive: value >= threshold
+        case_pos = xc[:, None] >= thresholds[None, :]
+        control_neg = xk[:, None] < thresholds[None, :]
+    else:  # positive: value <= threshold
+        case_pos = xc[:, None] <= thresholds[None, :]
+        control_neg = xk[:, None] > thresholds[None, :]
+    def rate(hit: np.ndarray, idx: np.ndarray) -> np.ndarray:  # replicates in chunks of ~8M gathered cells
+        step = max(1, 8_000_000 // max(idx.shape[1] * thresholds.size, 1))
+        return np.concatenate([hit[idx[b:b + step]].mean(axis=1) for b in range(0, n_bootstrap, step)])
+
+    return rate(case_pos, case_idx), rate(control_neg, control_idx)
+
+
 def roc_analysis(
     outcome: Any,
     marker: Any,
@@ -335,13 +365,9 @@ def roc_analysis(
     tp, fp, tn, fn = (int(row[k]) for k in ("tp", "fp", "tn", "fn"))
     cutoff = float(row["threshold"])
     if se_sp_ci == "bootstrap":
-        xc, xk = x[y.is_case], x[~y.is_case]
-        if direction == "<":
-            se_b = (xc[rng.integers(0, xc.size, (n_bootstrap, xc.size))] >= cutoff).mean(axis=1)
-            sp_b = (xk[rng.integers(0, xk.size, (n_bootstrap, xk.size))] < cutoff).mean(axis=1)
-        else:
-            se_b = (xc[rng.integers(0, xc.size, (n_bootstrap, xc.size))] <= cutoff).mean(axis=1)
-            sp_b = (xk[rng.integers(0, xk.size, (n_bootstrap, xk.size))] > cutoff).mean(axis=1)
+        se_b, sp_b = _threshold_bootstrap(x[y.is_case], x[~y.is_case], np.array([cutoff]), direction,
+                                          n_bootstrap, rng)
+        se_b, sp_b = se_b[:, 0], sp_b[:, 0]
         alpha = 1 - conf_level
         se_ci = tuple(float(q) for q in np.quantile(se_b, [alpha / 2, 1 - alpha / 2]))
         sp_ci = tuple(float(q) for q in np.quantile(sp_b, [alpha / 2, 1 - alpha / 2]))
@@ -593,3 +619,90 @@ def ci_best_coords(
     return pd.DataFrame({"quantity": ["threshold", "specificity", "sensitivity"], "ci_low": q[0], "median": q[1],
                          "ci_high": q[2],
                          "estimate": [base.cutoff, base.specificity, base.sensitivity]})
+
+
+def ci_thresholds(
+    outcome: Any,
+    marker: Any,
+    thresholds: Literal["best"] | float | Sequence[float] = "best",
+    *,
+    n_bootstrap: int = 2000,
+    random_state: int | np.random.Generator | None = None,
+    conf_level: float = 0.95,
+    best_method: Literal["youden", "closest.topleft"] = "youden",
+    positive: Any = None,
+    direction: Direction = "auto",
+    nan_policy: Literal["omit", "raise"] = "omit",
+) -> pd.DataFrame:
+    """Stratified bootstrap CI of sensitivity and specificity at *fixed* thresholds (pROC ``ci.thresholds``).
+
+    The thresholds are held fixed (unlike :func:`ci_best_coords`, which re-optimises the cut-off in each
+    replicate). In each of the ``n_bootstrap`` replicates the ``n1`` cases and the ``n0`` controls are
+    resampled with replacement separately (stratified bootstrap, Carpenter & Bithell 2000, Stat Med
+    19:1141), and at every threshold ``t``
+
+    - Se*(t) = #{resampled cases positive at t} / n1,
+    - Sp*(t) = #{resampled controls negative at t} / n0,
+
+    where "positive" is ``marker >= t`` for ``direction="<"`` and ``marker <= t`` for ``">"`` (pROC
+    convention, see the module docstring). The interval is the percentile interval (quantiles
+    ``(1 - conf_level)/2`` and ``(1 + conf_level)/2``, linear interpolation = R's quantile type 7) and
+    ``median`` the bootstrap median — pROC prints the three as 2.5 %, 50 %, 97.5 %.
+
+    Parameters
+    ----------
+    thresholds
+        ``"best"`` (the cut-off :func:`roc_analysis` chooses with ``best_method``), one threshold, or a
+        sequence of them, in marker units.
+
+    Returns
+    -------
+    pandas.DataFrame
+        Tidy long table, two rows per threshold: ``threshold``, ``quantity`` (``"specificity"``,
+        ``"sensitivity"``; proportions in [0, 1]), ``estimate`` (full sample), ``ci_low``, ``median``,
+        ``ci_high``. ``attrs`` holds ``n_bootstrap``, ``conf_level``, ``direction`` and ``n_dropped``.
+    """
+    if isinstance(n_bootstrap, bool) or not isinstance(n_bootstrap, int | np.integer) or n_bootstrap < 100:
+        raise InputError(f"n_bootstrap must be an integer of at least 100 for a percentile CI, got {n_bootstrap!r}")
+    if not 0 < conf_level < 1:
+        raise InputError(f"conf_level must lie in (0, 1), got {conf_level}")
+    base = roc_analysis(outcome, marker, positive=positive, direction=direction, nan_policy=nan_policy,
+                        best_method=best_method)
+    if isinstance(thresholds, str):
+        if thresholds != "best":
+            raise InputError(f"thresholds must be 'best', a number or a sequence of numbers, got {thresholds!r}")
+        t = np.array([base.cutoff])
+    else:
+        try:
+            t = np.atleast_1d(np.asarray(thresholds, dtype=float))
+        except (TypeError, ValueError):
+            raise InputError(f"thresholds must be 'best', a number or a sequence of numbers, got {thresholds!r}") \
+                from None
+        if t.ndim != 1 or t.size == 0:
+            raise InputError(f"thresholds must be a non-empty 1-D sequence, got shape {t.shape}")
+        if np.isnan(t).any():
+            raise InputError("thresholds contain NaN")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", MissingDataWarning)  # already reported by roc_analysis above
+        y, cols, n_dropped = _prepare(outcome, {"m": marker}, positive, nan_policy, "bootstrap at fixed thresholds")
+    x = cols["m"]
+    xc, xk = x[y.is_case], x[~y.is_case]
+    rng = np.random.default_rng(random_state)
+    se_b, sp_b = _threshold_bootstrap(xc, xk, t, base.direction, int(n_bootstrap), rng)
+    if base.direction == "<":
+        se_hat, sp_hat = (xc[:, None] >= t).mean(axis=0), (xk[:, None] < t).mean(axis=0)
+    else:
+        se_hat, sp_hat = (xc[:, None] <= t).mean(axis=0), (xk[:, None] > t).mean(axis=0)
+    alpha = 1 - conf_level
+    probs = [alpha / 2, 0.5, 1 - alpha / 2]
+    q_sp, q_se = np.quantile(sp_b, probs, axis=0), np.quantile(se_b, probs, axis=0)
+    rows = []
+    for i, thr in enumerate(t):
+        rows.append({"threshold": float(thr), "quantity": "specificity", "estimate": float(sp_hat[i]),
+                     "ci_low": float(q_sp[0, i]), "median": float(q_sp[1, i]), "ci_high": float(q_sp[2, i])})
+        rows.append({"threshold": float(thr), "quantity": "sensitivity", "estimate": float(se_hat[i]),
+                     "ci_low": float(q_se[0, i]), "median": float(q_se[1, i]), "ci_high": float(q_se[2, i])})
+    out = pd.DataFrame(rows)
+    out.attrs.update(n_bootstrap=int(n_bootstrap), conf_level=conf_level, direction=base.direction,
+                     n_dropped=n_dropped)
+    return out

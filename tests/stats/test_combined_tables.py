@@ -18,14 +18,16 @@ def test_combined_marker_matches_glm_and_proc(asah, expected, model, columns, si
     e = expected["pROC_aSAH"]["combined_logistic"][model]
     res = combined_marker(asah["outcome"], asah[columns], optimism=None)
     ref_coefs = list(e["coef"].values())
-    # glm's IRLS stops at a deviance tolerance of 1e-8: coefficients agree to about 1e-7 relative
-    np.testing.assert_allclose(res.coefficients["coef"], ref_coefs, rtol=1e-6)
+    # R's glm stops its IRLS when the relative deviance change is < 1e-8 (4-5 iterations here), short of the
+    # exact MLE we compute: its coefficients are ~8e-9 relative from the maximum. The fitted scores order the
+    # patients identically, so the AUC, its DeLong CI and the DeLong test agree to rounding (rel 1e-9).
+    np.testing.assert_allclose(res.coefficients["coef"], ref_coefs, rtol=1e-7)
     assert res.roc.auc == pytest.approx(e["auc"], rel=1e-9)
-    assert (res.roc.auc_ci_low, res.roc.auc_ci_high) == pytest.approx(e["ci_delong_95"], rel=1e-7)
+    assert (res.roc.auc_ci_low, res.roc.auc_ci_high) == pytest.approx(e["ci_delong_95"], rel=1e-9)
     cmp = res.comparisons.set_index("marker_b").loc[single]
     key = [k for k in e if k.startswith("delong_vs")][0]
-    assert cmp["statistic"] == pytest.approx(e[key]["Z"], rel=1e-6)
-    assert cmp["p_value"] == pytest.approx(e[key]["p"], rel=1e-6)
+    assert cmp["statistic"] == pytest.approx(e[key]["Z"], rel=1e-9)
+    assert cmp["p_value"] == pytest.approx(e[key]["p"], rel=1e-9)
 
 
 @pytest.mark.shared_data
