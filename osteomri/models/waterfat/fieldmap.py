@@ -299,84 +299,90 @@ def region_alias_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, ax
         return labels
     has = np.zeros(n, bool)
     has[np.arange(n) if signal_index is None else signal_index] = True
-    sig = np.flatnonzero(has)
     rows = np.full(n, -1, np.int64)
-    rows[sig] = np.arange(sig.size)
+    rows[has] = np.arange(int(has.sum()))
     flat = labels.ravel().copy()
     joinable = has[i] & has[j]
-    state = _MoveState(data, flat, sig, rows, grid, (i, j, w), fat_jump)
+    g = grid.values_hz
+    psi = g[flat]
+    d_old = grid.difference(psi[i], psi[j])
+    step = np.abs(d_old)
     for fraction in cut_fractions:
         for _ in range(max_rounds):
-            joined = joinable & (np.abs(state.d_old) <= fraction * fat_jump * grid.step_hz)
+            joined = joinable & (step <= fraction * fat_jump * grid.step_hz)
             adj = sp.csr_matrix((np.ones(int(joined.sum()), np.int8), (i[joined], j[joined])), shape=(n, n))
             n_reg, region = connected_components(adj, directed=False)
             region = np.where(has, region, n_reg)  # voxels without signal: one extra region that never moves
-            if not state.apply_best(flat, region, n_reg + 1):
+            # the largest region is the reference that the others move against (its own move would be the
+            # complement's); only the other regions' voxels and edges are evaluated
+            largest = int(np.argmax(np.bincount(region, minlength=n_reg + 1)[:n_reg]))
+            active = has & (region != largest)
+            if not active.any() or not _move_regions(data, flat, rows, active, region, n_reg + 1, d_old, grid,
+                                                     (i, j, w), fat_jump):
                 break
-            state = _MoveState(data, flat, sig, rows, grid, (i, j, w), fat_jump)
+            psi = g[flat]
+            d_old = grid.difference(psi[i], psi[j])
+            step = np.abs(d_old)
     return flat.reshape(shape)
 
 
-class _MoveState:
-    """Per-voxel and per-edge energy changes of the two alias moves (±fat_jump) of every voxel."""
+def _move_regions(data, flat, rows, active, region, n_reg, d_old, grid: FieldGrid, edges, fat_jump: int) -> bool:
+    """Shift the best mutually non-adjacent improving regions by ±fat_jump (``flat`` in place).
 
-    def __init__(self, data, flat, sig, rows, grid: FieldGrid, edges, fat_jump: int) -> None:
-        i, j, w = edges
-        n_lab = grid.values_hz.size
-        g = grid.values_hz
-        self.edges, self.sig = edges, sig
-        psi = g[flat]
-        self.d_old = grid.difference(psi[i], psi[j])
-        old2 = self.d_old**2
-        base = data[rows[sig], flat[sig]]
-        self.moves = []
-        for alpha in (fat_jump, -fat_jump):
-            new = flat.copy()
-            new[sig] = _destination(data[rows[sig]], flat[sig], alpha, n_lab, grid.circular, window=abs(alpha) // 6)
-            unary = np.zeros(flat.size)
-            unary[sig] = data[rows[sig], new[sig]] - base
-            if not grid.circular:  # a move off the grid is not allowed
-                off = (flat[sig] + alpha < 0) | (flat[sig] + alpha >= n_lab)
-                unary[sig[off]] = np.inf
-            psi_new = g[new]
-            both = w * (grid.difference(psi_new[i], psi_new[j]) ** 2 - old2)  # both ends move
-            only_i = w * (grid.difference(psi_new[i], psi[j]) ** 2 - old2)  # only i's region moves
-            only_j = w * (grid.difference(psi[i], psi_new[j]) ** 2 - old2)
-            self.moves.append((new, unary, both, only_i, only_j))
-        self.total = float(base.sum() + (w * old2).sum())
-
-    def apply_best(self, flat: np.ndarray, region: np.ndarray, n_reg: int) -> bool:
-        """Move the best non-adjacent improving regions (``flat`` in place); False when none improves."""
-        i, j, _ = self.edges
-        ri, rj = region[i], region[j]
-        same = ri == rj
-        best_gain = np.zeros(n_reg)
-        best_move = np.full(n_reg, -1)
-        for k, (_, unary, both, only_i, only_j) in enumerate(self.moves):
-            delta = np.bincount(region, unary, n_reg)
-            delta += np.bincount(ri[same], both[same], n_reg)
-            delta += np.bincount(ri[~same], only_i[~same], n_reg) + np.bincount(rj[~same], only_j[~same], n_reg)
-            gain = np.nan_to_num(-delta, nan=0.0, neginf=0.0)
-            gain[n_reg - 1] = 0.0
-            better = gain > best_gain
-            best_gain[better] = gain[better]
-            best_move[better] = k
-        movers = np.flatnonzero(best_gain > 1e-9 * max(self.total, 1e-30))
-        if movers.size == 0:
-            return False
-        # the largest gains among mutually non-adjacent regions (their gains are then independent)
-        nb = sp.csr_matrix((np.ones(int((~same).sum())), (ri[~same], rj[~same])), shape=(n_reg, n_reg))
-        nb = (nb + nb.T).tocsr()
-        taken = np.zeros(n_reg, bool)
-        blocked = np.zeros(n_reg, bool)
-        for r in movers[np.argsort(-best_gain[movers])]:  # a loop over the few improving regions, not voxels
-            if not blocked[r]:
-                taken[r] = True
-                blocked[nb.indices[nb.indptr[r]:nb.indptr[r + 1]]] = True
-        for k, (new, *_) in enumerate(self.moves):
-            sel = taken[region] & (best_move[region] == k)
-            flat[sel] = new[sel]
-        return True
+    The energy change of moving a region alone is summed exactly from its voxels' data terms and its
+    internal and boundary edges. False when no region improves.
+    """
+    i, j, w = edges
+    n_lab = grid.values_hz.size
+    g = grid.values_hz
+    act = np.flatnonzero(active)
+    touch = active[i] | active[j]
+    i, j, w, d = i[touch], j[touch], w[touch], d_old[touch]
+    old2 = d**2
+    ri, rj = region[i], region[j]
+    same = ri == rj
+    r_act = region[act]
+    base = data[rows[act], flat[act]]
+    scale = float(np.abs(base).sum() + (w * old2).sum())
+    best_gain = np.zeros(n_reg)
+    best_move = np.full(n_reg, -1)
+    moves = []
+    for k, alpha in enumerate((fat_jump, -fat_jump)):
+        dest = _destination(data[rows[act]], flat[act], alpha, n_lab, grid.circular, window=abs(alpha) // 6)
+        unary = data[rows[act], dest] - base
+        if not grid.circular:  # a move off the grid is not allowed
+            unary = np.where((flat[act] + alpha < 0) | (flat[act] + alpha >= n_lab), np.inf, unary)
+        new = flat.copy()
+        new[act] = dest
+        pi_old, pj_old, pi_new, pj_new = g[flat[i]], g[flat[j]], g[new[i]], g[new[j]]
+        delta = np.bincount(r_act, unary, n_reg)
+        both = w[same] * (grid.difference(pi_new[same], pj_new[same]) ** 2 - old2[same])  # both ends move
+        delta += np.bincount(ri[same], both, n_reg)
+        only_i = w[~same] * (grid.difference(pi_new[~same], pj_old[~same]) ** 2 - old2[~same])
+        only_j = w[~same] * (grid.difference(pi_old[~same], pj_new[~same]) ** 2 - old2[~same])
+        delta += np.bincount(ri[~same], only_i, n_reg) + np.bincount(rj[~same], only_j, n_reg)
+        gain = np.nan_to_num(-delta, nan=0.0, neginf=0.0)
+        gain[~np.isin(np.arange(n_reg), r_act)] = 0.0  # the reference region and the voxels without signal
+        better = gain > best_gain
+        best_gain[better] = gain[better]
+        best_move[better] = k
+        moves.append(dest)
+    movers = np.flatnonzero(best_gain > 1e-9 * max(scale, 1e-30))
+    if movers.size == 0:
+        return False
+    # the largest gains among mutually non-adjacent regions (their gains are then independent)
+    nb = sp.csr_matrix((np.ones(int((~same).sum())), (ri[~same], rj[~same])), shape=(n_reg, n_reg))
+    nb = (nb + nb.T).tocsr()
+    taken = np.zeros(n_reg, bool)
+    blocked = np.zeros(n_reg, bool)
+    for r in movers[np.argsort(-best_gain[movers])]:  # a loop over the few improving regions, not voxels
+        if not blocked[r]:
+            taken[r] = True
+            blocked[nb.indices[nb.indptr[r]:nb.indptr[r + 1]]] = True
+    for k, dest in enumerate(moves):
+        sel = taken[r_act] & (best_move[r_act] == k)
+        flat[act[sel]] = dest[sel]
+    return True
 
 
 def _upsample(labels: np.ndarray, block_ratio: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
