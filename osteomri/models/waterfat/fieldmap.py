@@ -130,23 +130,16 @@ def _destination(data: np.ndarray, labels: np.ndarray, alpha: int, n_lab: int, c
 
 def jump_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tuple,
                jumps: list[int], sweeps: int = 3) -> np.ndarray:
-    """Minimise the MRF energy by graph-cut jump moves (Hernando et al. 2010), each a binary min-cut.
-
-    The first sweep tries every jump; later sweeps retry only the jumps that lowered the energy in the
-    previous one (a jump that could not improve the labelling rarely can after the others' small changes,
-    and each retry costs a max-flow). Stops after ``sweeps`` sweeps or a sweep without improvement.
-    """
+    """Minimise the MRF energy by graph-cut jump moves (Hernando et al. 2010), each a binary min-cut."""
     n_lab = grid.values_hz.size
     g = grid.values_hz
     i, j, w = edges
     labels = labels.copy()
     rows = np.arange(labels.size)
     best = energy(data, labels, grid, edges)
-    todo = list(jumps)
     for _ in range(sweeps):
         improved = False
-        useful = []
-        for alpha in todo:
+        for alpha in jumps:
             new = _destination(data, labels, alpha, n_lab, grid.circular, window=abs(alpha) // 6)
             if grid.circular:
                 valid = np.ones(labels.size, bool)
@@ -171,10 +164,8 @@ def jump_moves(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tup
             e = energy(data, cand, grid, edges)
             if e < best - 1e-9 * abs(best):
                 labels, best, improved = cand, e, True
-                useful.append(alpha)
         if not improved:
             break
-        todo = useful
     return labels
 
 

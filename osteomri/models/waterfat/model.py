@@ -394,7 +394,13 @@ class WaterFatModel:
         return psi_out, res
 
     def _unwrap(self, psi: np.ndarray, signal_vox: np.ndarray) -> np.ndarray:
-        """Unwrap a field map that is only known modulo the period (uniform echo spacing)."""
+        """Unwrap a field map that is only known modulo the period (uniform echo spacing).
+
+        Path-following unwrapping of the whole volume can leave a voxel with signal a whole period off its
+        neighbours (a path through noisy air); the local smoothing of the field map would then average
+        across that step, so such voxels are snapped to their neighbours with signal
+        (:func:`_snap_period_outliers`).
+        """
         from skimage.restoration import unwrap_phase
 
         period = self.grid.period_hz
@@ -409,7 +415,8 @@ class WaterFatModel:
         un = un.reshape(psi.shape)
         # remove the arbitrary multiple of 2 pi: centre the signal voxels on the grid range
         offset = np.round(np.median(un[signal_vox]) / (2 * np.pi)) * 2 * np.pi if signal_vox.any() else 0.0
-        return (un - offset) * period / (2 * np.pi)
+        out = (un - offset) * period / (2 * np.pi)
+        return _snap_period_outliers(out, np.asarray(signal_vox, bool).reshape(psi.shape), period)
 
     def _quality(self, fit: WaterFatFit, shape3: tuple, fit_mask: np.ndarray, rel_res: np.ndarray) -> None:
         """Exam-level QC: residual level and field-map discontinuities of about one fat shift.
@@ -437,6 +444,36 @@ class WaterFatModel:
             "fieldmap_jump_fraction": float(jump_fraction),
             "swap_suspected": bool(jump_fraction > 0.01),
         })
+
+
+def _snap_period_outliers(psi: np.ndarray, valid: np.ndarray, period_hz: float, n_iter: int = 2) -> np.ndarray:
+    """Move each ``valid`` voxel by whole periods to within half a period of its ``valid`` 6-neighbours' mean.
+
+    A voxel a whole period off its neighbours with signal was unwrapped along a wrong path (through noisy
+    air); the fit is the same either way, but the local smoothing of the field map is not. (A field that
+    steps by more than half a period between neighbours is not representable on this grid anyway.)
+    """
+    out = psi.copy()
+    for _ in range(n_iter):
+        total = np.zeros(psi.shape)
+        count = np.zeros(psi.shape)
+        for axis in range(3):
+            if psi.shape[axis] < 2:
+                continue
+            for src, dst in ((slice(1, None), slice(None, -1)), (slice(None, -1), slice(1, None))):
+                s_idx = [slice(None)] * 3
+                d_idx = [slice(None)] * 3
+                s_idx[axis], d_idx[axis] = src, dst
+                ok = valid[tuple(s_idx)]
+                total[tuple(d_idx)] += np.where(ok, out[tuple(s_idx)], 0.0)
+                count[tuple(d_idx)] += ok
+        has = valid & (count > 0)
+        mean = total[has] / count[has]
+        shift = np.round((out[has] - mean) / period_hz)
+        if not shift.any():
+            break
+        out[has] -= period_hz * shift
+    return out
 
 
 def _weighted_local_linear(psi: np.ndarray, weight: np.ndarray, size: int) -> np.ndarray:
