@@ -65,6 +65,12 @@ def _e_stat(ranks_x: np.ndarray, ranks_y: np.ndarray, sign: np.ndarray) -> np.nd
     return np.abs(cx - cy).sum(axis=-1)
 
 
+def _random_tie_ranks(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
+    """Ranks 1..n along the last axis, ties broken at random."""
+    order = np.lexsort((rng.random(values.shape), values), axis=-1)
+    return np.argsort(order, axis=-1) + 1
+
+
 def venkatraman_test(
     outcome: Any,
     marker_a: Any,
@@ -101,10 +107,7 @@ def venkatraman_test(
         b = min(chunk, n_permutations - start)
         swap = rng.random((b, n)) < 0.5
         pr, ps = np.where(swap, s, r), np.where(swap, r, s)
-        tie_r, tie_s = rng.random((b, n)), rng.random((b, n))
-        # re-rank with random tie-breaking: sort by (value, random key)
-        rr = np.argsort(np.lexsort((tie_r, pr), axis=-1), axis=-1)
-        rs = np.argsort(np.lexsort((tie_s, ps), axis=-1), axis=-1)
+        rr, rs = _random_tie_ranks(pr, rng), _random_tie_ranks(ps, rng)
         count += int((_e_stat(rr, rs, sign) >= observed).sum())
     return VenkatramanResult(statistic=observed, p_value=count / n_permutations, n_permutations=n_permutations,
                              n_cases=int(y.is_case.sum()), n_controls=int((~y.is_case).sum()),
@@ -142,12 +145,6 @@ def _unpaired_stat(r1: np.ndarray, y1: np.ndarray, r2: np.ndarray, y2: np.ndarra
     e1 = _unpaired_error_curve(r1, y1, mix, n_grid)
     e2 = _unpaired_error_curve(r2, y2, mix, n_grid)
     return np.abs(e1 - e2).mean(axis=-1)
-
-
-def _random_tie_ranks(values: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """Ranks 1..n along the last axis, ties broken at random."""
-    order = np.lexsort((rng.random(values.shape), values), axis=-1)
-    return np.argsort(order, axis=-1) + 1
 
 
 def venkatraman_test_unpaired(

@@ -405,7 +405,6 @@ def regularised_fieldmap_labels(
     min_size: int = 8,
     prior_hz: np.ndarray | None = None,
     stop_level: int = 0,
-    alias_moves_max_nodes: int = 0,
     region_moves: bool = True,
 ) -> np.ndarray:
     """Field-map grid label per voxel of ``shape`` (3-D int array), coarse to fine.
@@ -417,7 +416,9 @@ def regularised_fieldmap_labels(
 
     ``data`` [n_signal, n_labels] residual curves of the voxels ``signal_index``; ``axis_weight`` the
     smoothness weight per axis at the finest level; ``fat_shift_hz`` the main fat-peak frequency (sets the
-    graph-cut jump that moves a region between its water- and fat-dominant solutions).
+    graph-cut jump that moves a region between its water- and fat-dominant solutions). ``region_moves``:
+    finish (at the finest level) with :func:`region_alias_moves`, which replaces full-resolution graph-cut
+    alias moves (their pairwise terms are not submodular there, see that function).
     """
     n_lab = grid.values_hz.size
     shift = None
@@ -464,15 +465,6 @@ def regularised_fieldmap_labels(
             labels = flat.reshape(lev.shape)
         labels = icm(lev, labels, grid, n_iter=icm_iterations, signal_index=signal_index_k)
     n_full = int(np.prod(shape))
-    if stop_level == 0 and fat_jump > 0 and graphcut_max_nodes < n_full <= alias_moves_max_nodes:
-        # final alias moves on the full-resolution graph: whole regions between water- and fat-dominant minima
-        full = levels[0].data
-        if full.shape[0] != n_full:
-            full = np.zeros((n_full, n_lab), np.float32)
-            full[signal_index] = levels[0].data
-        edges = grid_edges(shape, levels[0].axis_weight)
-        labels = jump_moves(full, labels.ravel(), grid, edges, [fat_jump, -fat_jump]).reshape(shape)
-        labels = icm(Level(shape, (1, 1, 1), full, levels[0].axis_weight), labels, grid, n_iter=icm_iterations)
     if stop_level == 0 and region_moves and fat_jump > 0:
         lev0 = levels[0]
         sparse = lev0.data.shape[0] != n_full
