@@ -12,7 +12,7 @@ Minimisation, coarse to fine (in the spirit of Berglund & Kullberg, MRM 2012;67:
 IDEAL of Tsao & Jiang, MRM 2013;70:155): the residual curves are *summed* over blocks of 2^k voxels, which is
 the exact data term of a field that is constant over each block; pooling water-only and fat-only tissue in
 one block removes the water–fat ambiguity of single voxels. On the coarsest levels the energy is minimised
-with graph-cut "jump moves" (each move a binary min-cut solved with ``scipy.sparse.csgraph.maximum_flow``;
+with graph-cut "jump moves" (each move a binary min-cut, solved by the Boykov–Kolmogorov algorithm of :mod:`.mincut`;
 for the convex smoothness term every jump move is submodular, Hernando 2010 after Ishikawa / Veksler),
 then each finer level is initialised by upsampling and relaxed with checkerboard iterated conditional
 modes (Besag, J R Stat Soc B 1986), vectorised over voxels. Smoothness weights at level k are scaled so
@@ -25,7 +25,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
-from scipy.sparse.csgraph import breadth_first_order, connected_components, maximum_flow
+from scipy.sparse.csgraph import connected_components
 
 from osteomri.models.waterfat.varpro import FieldGrid
 
@@ -45,26 +45,34 @@ def _coarse_index(coords: np.ndarray, block: tuple[int, int, int], shape: tuple[
     return np.ravel_multi_index((c[:, 0], c[:, 1], c[:, 2]), shape)
 
 
-def build_levels(shape: tuple[int, int, int], signal_index: np.ndarray, data: np.ndarray,
-                 axis_weight: np.ndarray, min_size: int = 8) -> list[Level]:
-    """Finest level first. Each coarser level halves every axis longer than ``2 * min_size - 1``."""
-    levels = [Level(shape, (1, 1, 1), data, np.asarray(axis_weight, float))]
-    coords = np.stack(np.unravel_index(signal_index, shape), axis=1)
+def level_blocks(shape: tuple[int, int, int], min_size: int = 8) -> list[tuple[int, int, int]]:
+    """Block size (finest voxels per axis) of every level, finest first: each coarser level halves every
+    axis of at least ``2 * min_size`` (current length) voxels."""
+    blocks = [(1, 1, 1)]
     block = np.ones(3, int)
-    cur = np.asarray(shape)
     while True:
+        cur = -(-np.asarray(shape) // block)
         grow = cur >= 2 * min_size
         if not grow.any():
-            break
+            return blocks
         block = block * np.where(grow, 2, 1)
-        cur = -(-np.asarray(shape) // block)
-        cshape = tuple(int(v) for v in cur)
-        idx = _coarse_index(coords, tuple(block), cshape)
+        blocks.append(tuple(int(b) for b in block))
+
+
+def build_levels(shape: tuple[int, int, int], signal_index: np.ndarray, data: np.ndarray,
+                 axis_weight: np.ndarray, min_size: int = 8) -> list[Level]:
+    """Finest level first, with the blocks of :func:`level_blocks`; the data term is summed over each block."""
+    levels = [Level(shape, (1, 1, 1), data, np.asarray(axis_weight, float))]
+    coords = np.stack(np.unravel_index(signal_index, shape), axis=1)
+    for block in level_blocks(shape, min_size)[1:]:
+        b = np.asarray(block)
+        cshape = tuple(int(v) for v in -(-np.asarray(shape) // b))
+        idx = _coarse_index(coords, block, cshape)
         pool = sp.csr_matrix((np.ones(idx.size, np.float32), (idx, np.arange(idx.size))),
                              shape=(int(np.prod(cshape)), idx.size))
         pooled = np.asarray(pool @ data, dtype=np.float32)
-        face = np.array([block[1] * block[2], block[0] * block[2], block[0] * block[1]], float)
-        levels.append(Level(cshape, tuple(int(b) for b in block), pooled, axis_weight * face / block**2))
+        face = np.array([b[1] * b[2], b[0] * b[2], b[0] * b[1]], float)
+        levels.append(Level(cshape, block, pooled, axis_weight * face / b**2))
     return levels
 
 
@@ -94,24 +102,19 @@ def energy(data: np.ndarray, labels: np.ndarray, grid: FieldGrid, edges: tuple) 
 
 def _min_cut_source_side(n: int, src_cap: np.ndarray, snk_cap: np.ndarray, i: np.ndarray, j: np.ndarray,
                          cap: np.ndarray) -> np.ndarray:
-    """Boolean source-side membership of the minimum s-t cut of a graph with n nodes (float capacities)."""
+    """Boolean source-side membership of the minimum s-t cut of a graph with n nodes (float capacities).
+
+    Capacities are scaled to integers (the largest to 1e6) so that the cut is exact (:mod:`.mincut`).
+    """
+    from osteomri.models.waterfat.mincut import min_cut_source_side  # Numba loads on the first graph cut
+
     scale = 1e6 / max(float(np.max(src_cap, initial=0)), float(np.max(snk_cap, initial=0)),
                       float(np.max(cap, initial=0)), 1e-30)
-    s, t = n, n + 1
-    nodes = np.arange(n)
-    rows = np.concatenate([np.full(n, s), nodes, i])
-    cols = np.concatenate([nodes, np.full(n, t), j])
-    vals = np.round(np.concatenate([src_cap, snk_cap, cap]) * scale).astype(np.int64)
-    keep = vals > 0
-    graph = sp.csr_matrix((vals[keep].astype(np.int32), (rows[keep], cols[keep])), shape=(n + 2, n + 2))
-    flow = maximum_flow(graph, s, t, method="dinic").flow
-    residual = (graph - flow).tocsr()
-    residual.data[residual.data < 0] = 0
-    residual.eliminate_zeros()
-    reached = breadth_first_order(residual, s, directed=True, return_predecessors=False)
-    side = np.zeros(n + 2, bool)
-    side[reached] = True
-    return side[:n]
+
+    def integer(x: np.ndarray) -> np.ndarray:
+        return np.round(x * scale).astype(np.int64)
+
+    return min_cut_source_side(n, integer(src_cap), integer(snk_cap), i, j, integer(cap))
 
 
 def _destination(data: np.ndarray, labels: np.ndarray, alpha: int, n_lab: int, circular: bool,
@@ -344,6 +347,8 @@ def _move_regions(data, flat, rows, active, region, n_reg, d_old, grid: FieldGri
     r_act = region[act]
     base = data[rows[act], flat[act]]
     scale = float(np.abs(base).sum() + (w * old2).sum())
+    present = np.zeros(n_reg, bool)
+    present[r_act] = True
     best_gain = np.zeros(n_reg)
     best_move = np.full(n_reg, -1)
     moves = []
@@ -362,7 +367,7 @@ def _move_regions(data, flat, rows, active, region, n_reg, d_old, grid: FieldGri
         only_j = w[~same] * (grid.difference(pi_old[~same], pj_new[~same]) ** 2 - old2[~same])
         delta += np.bincount(ri[~same], only_i, n_reg) + np.bincount(rj[~same], only_j, n_reg)
         gain = np.nan_to_num(-delta, nan=0.0, neginf=0.0)
-        gain[~np.isin(np.arange(n_reg), r_act)] = 0.0  # the reference region and the voxels without signal
+        gain[~present] = 0.0  # the reference region and the voxels without signal
         better = gain > best_gain
         best_gain[better] = gain[better]
         best_move[better] = k
@@ -385,7 +390,8 @@ def _move_regions(data, flat, rows, active, region, n_reg, d_old, grid: FieldGri
     return True
 
 
-def _upsample(labels: np.ndarray, block_ratio: np.ndarray, shape: tuple[int, int, int]) -> np.ndarray:
+def upsample(labels: np.ndarray, block_ratio, shape: tuple[int, int, int]) -> np.ndarray:
+    """Nearest-neighbour upsampling by whole blocks (``block_ratio`` per axis), cropped to ``shape``."""
     up = labels
     for axis in range(3):
         if block_ratio[axis] > 1:
@@ -456,7 +462,7 @@ def regularised_fieldmap_labels(
             labels = lev.data.argmin(axis=1).reshape(lev.shape)
         else:
             ratio = np.asarray(levels[k + 1].block) // np.asarray(lev.block)
-            labels = _upsample(labels, ratio, lev.shape)
+            labels = upsample(labels, ratio, lev.shape)
         signal_index_k = signal_index if (k == 0 and lev.data.shape[0] != n_vox) else None
         if n_vox <= graphcut_max_nodes and signal_index_k is None:
             labels = icm(lev, labels, grid, n_iter=icm_iterations)
@@ -473,7 +479,7 @@ def regularised_fieldmap_labels(
         if np.any(moved != labels):
             labels = icm(lev0, moved, grid, n_iter=icm_iterations, signal_index=signal_index if sparse else None)
     if stop_level > 0:
-        labels = _upsample(labels, np.asarray(levels[stop_level].block), shape)
+        labels = upsample(labels, np.asarray(levels[stop_level].block), shape)
     if shift is not None:
         labels = labels.ravel() + shift
         labels = (labels % n_lab if grid.circular else np.clip(labels, 0, n_lab - 1)).reshape(shape)

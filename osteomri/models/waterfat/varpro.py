@@ -130,3 +130,24 @@ def residual_curves(signal: np.ndarray, weights: np.ndarray, n_r2: int, chunk_vo
         residual[sl] = energy[:, None] - proj
     np.maximum(residual, 0.0, out=residual)
     return residual
+
+
+def best_r2star_index(signal: np.ndarray, weights: np.ndarray, n_r2: int, psi_index: np.ndarray,
+                      chunk_voxels: int = 16384) -> np.ndarray:
+    """Index into the R2* grid of the lowest VARPRO residual of each voxel at its own field-map grid point.
+
+    ``signal`` [n_vox, n] complex; ``weights`` from :func:`projection_weights`; ``psi_index`` [n_vox] the
+    field-map grid index of each voxel. The start of the nonlinear refinement (one small product per voxel).
+    """
+    n_vox = signal.shape[0]
+    psi_index = np.asarray(psi_index)
+    if psi_index.shape != (n_vox,):
+        raise ValueError(f"psi_index must have shape ({n_vox},), got {psi_index.shape}")
+    per_psi = weights.T.reshape(-1, n_r2, weights.shape[0])  # [n_psi, n_r2, n^2]
+    best = np.empty(n_vox, np.int64)
+    for start in range(0, n_vox, chunk_voxels):
+        sl = slice(start, min(start + chunk_voxels, n_vox))
+        feats = hermitian_features(signal[sl])
+        proj = np.matmul(per_psi[psi_index[sl]], feats[:, :, None])[..., 0]  # s^H P s, [v, n_r2]
+        best[sl] = proj.argmax(axis=1)
+    return best
