@@ -49,28 +49,48 @@ def _arcs(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray):
 
 
 @numba.njit(cache=True)
+def _flow_arc(a: int, sister: np.ndarray, in_source_tree: bool) -> int:
+    """Of a tree arc ``a`` (child -> parent), the direction in which flow runs towards the sink."""
+    return sister[a] if in_source_tree else a
+
+
+@numba.njit(cache=True)
+def _push(queue: np.ndarray, in_queue: np.ndarray, q_tail: int, v: int) -> int:
+    """Append ``v`` to the circular FIFO of active nodes (once); returns the new tail."""
+    if in_queue[v]:
+        return q_tail
+    queue[q_tail] = v
+    in_queue[v] = True
+    return (q_tail + 1) % queue.size
+
+
+@numba.njit(cache=True)
 def _source_side(n: int, terminal: np.ndarray, tail: np.ndarray, head: np.ndarray, cap: np.ndarray) -> np.ndarray:
-    """Boykov–Kolmogorov max-flow; ``terminal[v]`` > 0: capacity source->v, < 0: capacity v->sink (negated)."""
+    """Boykov–Kolmogorov max-flow; ``terminal[v]`` > 0: capacity source->v, < 0: capacity v->sink (negated).
+
+    A tree node's ``parent`` is the arc from the node to its parent; flow towards the sink runs along the
+    sister of that arc in the source tree and along the arc itself in the sink tree (:func:`_flow_arc`).
+    """
     first, arc_head, rcap, sister = _arcs(n, tail, head, cap)
     tr = terminal.copy()
     tree = np.zeros(n, np.int8)
-    parent = np.full(n, _NONE, np.int64)  # arc from the node towards its parent, or _TERMINAL / _ORPHAN
-    ts = np.zeros(n, np.int64)
+    parent = np.full(n, _NONE, np.int64)  # arc towards the parent, or _TERMINAL / _ORPHAN / _NONE
+    ts = np.zeros(n, np.int64)  # time stamp and distance to the terminal (the adoption heuristic)
     dist = np.zeros(n, np.int64)
     queue = np.empty(n + 1, np.int64)  # circular FIFO of active nodes
     in_queue = np.zeros(n, np.bool_)
     q_head = 0
     q_tail = 0
-    orphans = np.empty(n, np.int64)  # FIFO of orphans (each node at most once at a time)
+    orphans = np.empty(n, np.int64)  # circular FIFO of orphans (a node is an orphan at most once at a time)
+    o_head = 0
+    o_tail = 0
     time = 0
     for v in range(n):
         if tr[v] != 0:
             tree[v] = _SOURCE if tr[v] > 0 else _SINK
             parent[v] = _TERMINAL
             dist[v] = 1
-            queue[q_tail] = v
-            q_tail = (q_tail + 1) % (n + 1)
-            in_queue[v] = True
+            q_tail = _push(queue, in_queue, q_tail, v)
     current = -1
     while True:
         # --- next active node (the current one again right after an augmentation)
@@ -88,130 +108,76 @@ def _source_side(n: int, terminal: np.ndarray, tail: np.ndarray, head: np.ndarra
         if i < 0:
             break
         current = -1
-        # --- growth: look for an arc joining the two trees
+        # --- growth: a free neighbour joins i's tree; a neighbour in the other tree closes a path
+        src_i = tree[i] == _SOURCE
         bridge = -1  # arc from the source tree to the sink tree
         for a in range(first[i], first[i + 1]):
+            child_arc = sister[a]  # j -> i, j's parent arc if it joins
+            if rcap[_flow_arc(child_arc, sister, src_i)] == 0:
+                continue
             j = arc_head[a]
-            if tree[i] == _SOURCE:
-                if rcap[a] == 0:
-                    continue
-                if tree[j] == _FREE:
-                    tree[j] = _SOURCE
-                    parent[j] = sister[a]
-                    ts[j] = ts[i]
-                    dist[j] = dist[i] + 1
-                    if not in_queue[j]:
-                        queue[q_tail] = j
-                        q_tail = (q_tail + 1) % (n + 1)
-                        in_queue[j] = True
-                elif tree[j] == _SINK:
-                    bridge = a
-                    break
-                elif ts[j] <= ts[i] and dist[j] > dist[i]:
-                    parent[j] = sister[a]
-                    ts[j] = ts[i]
-                    dist[j] = dist[i] + 1
-            else:
-                if rcap[sister[a]] == 0:
-                    continue
-                if tree[j] == _FREE:
-                    tree[j] = _SINK
-                    parent[j] = sister[a]
-                    ts[j] = ts[i]
-                    dist[j] = dist[i] + 1
-                    if not in_queue[j]:
-                        queue[q_tail] = j
-                        q_tail = (q_tail + 1) % (n + 1)
-                        in_queue[j] = True
-                elif tree[j] == _SOURCE:
-                    bridge = sister[a]
-                    break
-                elif ts[j] <= ts[i] and dist[j] > dist[i]:
-                    parent[j] = sister[a]
-                    ts[j] = ts[i]
-                    dist[j] = dist[i] + 1
+            if tree[j] == _FREE:
+                tree[j] = tree[i]
+                parent[j] = child_arc
+                ts[j] = ts[i]
+                dist[j] = dist[i] + 1
+                q_tail = _push(queue, in_queue, q_tail, j)
+            elif tree[j] != tree[i]:
+                bridge = _flow_arc(child_arc, sister, src_i)
+                break
+            elif ts[j] <= ts[i] and dist[j] > dist[i]:  # a shorter path to the terminal
+                parent[j] = child_arc
+                ts[j] = ts[i]
+                dist[j] = dist[i] + 1
         time += 1
         if bridge < 0:
             continue
         current = i
-        # --- augmentation along source ... s_node -> t_node ... sink
-        s_node = arc_head[sister[bridge]]
-        t_node = arc_head[bridge]
+        # --- augmentation by the bottleneck of source ... s_node -> t_node ... sink
+        ends = (arc_head[sister[bridge]], arc_head[bridge])  # (source-tree end, sink-tree end)
         delta = rcap[bridge]
-        v = s_node
-        while parent[v] != _TERMINAL:
-            a = parent[v]
-            if rcap[sister[a]] < delta:
-                delta = rcap[sister[a]]
-            v = arc_head[a]
-        if tr[v] < delta:
-            delta = tr[v]
-        v = t_node
-        while parent[v] != _TERMINAL:
-            a = parent[v]
-            if rcap[a] < delta:
-                delta = rcap[a]
-            v = arc_head[a]
-        if -tr[v] < delta:
-            delta = -tr[v]
+        for side in range(2):
+            in_src = side == 0
+            v = ends[side]
+            while parent[v] != _TERMINAL:
+                delta = min(delta, rcap[_flow_arc(parent[v], sister, in_src)])
+                v = arc_head[parent[v]]
+            delta = min(delta, tr[v] if in_src else -tr[v])
         rcap[bridge] -= delta
         rcap[sister[bridge]] += delta
-        o_head = 0
-        o_tail = 0
-        v = s_node
-        while True:
-            a = parent[v]
-            if a == _TERMINAL:
-                tr[v] -= delta
-                if tr[v] == 0:
+        for side in range(2):
+            in_src = side == 0
+            v = ends[side]
+            while True:
+                a = parent[v]
+                if a == _TERMINAL:
+                    tr[v] += -delta if in_src else delta
+                    if tr[v] == 0:
+                        parent[v] = _ORPHAN
+                        orphans[o_tail % n] = v
+                        o_tail += 1
+                    break
+                f = _flow_arc(a, sister, in_src)
+                rcap[f] -= delta
+                rcap[sister[f]] += delta
+                if rcap[f] == 0:
                     parent[v] = _ORPHAN
                     orphans[o_tail % n] = v
                     o_tail += 1
-                break
-            rcap[sister[a]] -= delta
-            rcap[a] += delta
-            nxt = arc_head[a]
-            if rcap[sister[a]] == 0:
-                parent[v] = _ORPHAN
-                orphans[o_tail % n] = v
-                o_tail += 1
-            v = nxt
-        v = t_node
-        while True:
-            a = parent[v]
-            if a == _TERMINAL:
-                tr[v] += delta
-                if tr[v] == 0:
-                    parent[v] = _ORPHAN
-                    orphans[o_tail % n] = v
-                    o_tail += 1
-                break
-            rcap[a] -= delta
-            rcap[sister[a]] += delta
-            nxt = arc_head[a]
-            if rcap[a] == 0:
-                parent[v] = _ORPHAN
-                orphans[o_tail % n] = v
-                o_tail += 1
-            v = nxt
-        # --- adoption of the orphans (the list grows while it is processed; n slots suffice per pass
-        # because a node is an orphan at most once at a time, and the buffer is used circularly)
+                v = arc_head[a]
+        # --- adoption: each orphan takes the neighbour closest to its terminal as parent, or becomes free
         while o_head != o_tail:
             v = orphans[o_head % n]
             o_head += 1
-            side = tree[v]
+            side_v = tree[v]
+            in_src = side_v == _SOURCE
             best_arc = -1
             best_dist = _INF_DIST
             for a in range(first[v], first[v + 1]):
                 j = arc_head[a]
-                if tree[j] != side:
+                if tree[j] != side_v or rcap[_flow_arc(a, sister, in_src)] == 0:
                     continue
-                if side == _SOURCE:
-                    if rcap[sister[a]] == 0:
-                        continue
-                elif rcap[a] == 0:
-                    continue
-                # is j rooted at a terminal (not below an orphan)? distance to the root with time stamps
+                # is j rooted at the terminal (not below an orphan)? its distance, with time stamps
                 d = 0
                 k = j
                 while True:
@@ -243,21 +209,15 @@ def _source_side(n: int, terminal: np.ndarray, tail: np.ndarray, head: np.ndarra
                 ts[v] = time
                 dist[v] = best_dist + 1
                 continue
-            # no valid parent: v becomes free; its tree neighbours may grow into it or are orphaned
+            # no valid parent: v becomes free; neighbours that could grow into it become active, its
+            # children orphans
             for a in range(first[v], first[v + 1]):
                 j = arc_head[a]
-                if tree[j] != side:
+                if tree[j] != side_v:
                     continue
+                if rcap[_flow_arc(a, sister, in_src)] > 0:
+                    q_tail = _push(queue, in_queue, q_tail, j)
                 pa = parent[j]
-                if side == _SOURCE:
-                    if rcap[sister[a]] > 0 and not in_queue[j]:
-                        queue[q_tail] = j
-                        q_tail = (q_tail + 1) % (n + 1)
-                        in_queue[j] = True
-                elif rcap[a] > 0 and not in_queue[j]:
-                    queue[q_tail] = j
-                    q_tail = (q_tail + 1) % (n + 1)
-                    in_queue[j] = True
                 if pa >= 0 and arc_head[pa] == v:
                     parent[j] = _ORPHAN
                     orphans[o_tail % n] = j
