@@ -224,3 +224,31 @@ def test_region_alias_moves_restore_a_swapped_block():
         kept = fieldmap.region_alias_moves(data_b, swapped, grid, weight * 1e-3, jump)
         np.testing.assert_array_equal(kept, swapped)
         assert fieldmap.energy(data, got.ravel(), grid, edges) < fieldmap.energy(data, swapped.ravel(), grid, edges)
+
+
+def test_circular_difference_is_the_half_open_wrap():
+    # (a - b) wrapped into [-P/2, P/2): exactly half a period maps to -P/2 from either side (the field-map
+    # search breaks its ties this way), and any difference lands within the interval, one alias away
+    grid = make_field_grid(1.3e-3 + 0.8e-3 * np.arange(6))
+    p = grid.period_hz
+    np.testing.assert_array_equal(grid.difference(np.array([0.5 * p, -0.5 * p, 1.5 * p]), 0.0), -0.5 * p)
+    d = np.random.default_rng(0).uniform(-5 * p, 5 * p, 10000)
+    w = grid.difference(d, 0.0)
+    assert np.all((w >= -0.5 * p) & (w < 0.5 * p))
+    np.testing.assert_allclose((d - w) / p, np.round((d - w) / p), atol=1e-9)
+
+
+def test_levels_pool_the_data_term_over_blocks():
+    # each coarse level's data term is the sum of the finest voxels' curves in its block
+    rng = np.random.default_rng(0)
+    shape = (40, 36, 20)
+    signal_index = np.flatnonzero(rng.random(shape).ravel() < 0.6)
+    data = rng.random((signal_index.size, 7)).astype(np.float32)
+    levels = fieldmap.build_levels(shape, signal_index, data, np.ones(3))
+    coords = np.stack(np.unravel_index(signal_index, shape), axis=1)
+    assert [lev.block for lev in levels] == fieldmap.level_blocks(shape)
+    for lev in levels[1:]:
+        idx = np.ravel_multi_index(tuple((coords // np.asarray(lev.block)).T), lev.shape)
+        expected = np.zeros((int(np.prod(lev.shape)), 7))
+        np.add.at(expected, idx, data.astype(float))
+        np.testing.assert_allclose(lev.data, expected, rtol=1e-5)

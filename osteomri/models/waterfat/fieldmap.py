@@ -61,18 +61,22 @@ def level_blocks(shape: tuple[int, int, int], min_size: int = 8) -> list[tuple[i
 
 def build_levels(shape: tuple[int, int, int], signal_index: np.ndarray, data: np.ndarray,
                  axis_weight: np.ndarray, min_size: int = 8) -> list[Level]:
-    """Finest level first, with the blocks of :func:`level_blocks`; the data term is summed over each block."""
+    """Finest level first, with the blocks of :func:`level_blocks`; the data term is summed over each block
+    (each level pooled from the one below it)."""
     levels = [Level(shape, (1, 1, 1), data, np.asarray(axis_weight, float))]
-    coords = np.stack(np.unravel_index(signal_index, shape), axis=1)
+    fine_index, fine_shape, fine_data = signal_index, shape, data
+    fine_block = np.ones(3, int)
     for block in level_blocks(shape, min_size)[1:]:
         b = np.asarray(block)
         cshape = tuple(int(v) for v in -(-np.asarray(shape) // b))
-        idx = _coarse_index(coords, block, cshape)
+        coords = np.stack(np.unravel_index(fine_index, fine_shape), axis=1)
+        idx = _coarse_index(coords, tuple(int(r) for r in b // fine_block), cshape)
         pool = sp.csr_matrix((np.ones(idx.size, np.float32), (idx, np.arange(idx.size))),
                              shape=(int(np.prod(cshape)), idx.size))
-        pooled = np.asarray(pool @ data, dtype=np.float32)
+        pooled = np.asarray(pool @ fine_data, dtype=np.float32)
         face = np.array([b[1] * b[2], b[0] * b[2], b[0] * b[1]], float)
         levels.append(Level(cshape, block, pooled, axis_weight * face / b**2))
+        fine_index, fine_shape, fine_data, fine_block = np.arange(pooled.shape[0]), cshape, pooled, b
     return levels
 
 
