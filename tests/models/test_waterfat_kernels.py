@@ -252,3 +252,15 @@ def test_levels_pool_the_data_term_over_blocks():
         expected = np.zeros((int(np.prod(lev.shape)), 7))
         np.add.at(expected, idx, data.astype(float))
         np.testing.assert_allclose(lev.data, expected, rtol=1e-5)
+
+
+def test_circular_grid_has_no_half_period_ties():
+    # an odd label count: no two labels are exactly half a period apart, so no wrapped difference between
+    # labels sits on the wrap boundary, where its sign (and the field-map search) would hang on a tie rule
+    for te in (TE_S, 2.87e-3 + 3.2e-3 * np.arange(5), 1.3e-3 + 0.8e-3 * np.arange(6)):
+        for kwargs in ({}, {"step_hz": 0.5}, {"max_points": 64}):
+            grid = make_field_grid(te, **kwargs)
+            assert grid.circular and grid.values_hz.size % 2 == 1
+            assert grid.values_hz.size <= kwargs.get("max_points", 200)
+            steps = (grid.values_hz[:, None] - grid.values_hz[None, :]) / grid.period_hz
+            assert np.min(np.abs(np.abs(steps) - 0.5)) > 1e-6

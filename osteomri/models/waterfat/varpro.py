@@ -68,6 +68,8 @@ def make_field_grid(te_s: np.ndarray, step_hz: float | None = None, range_hz: fl
     if dte is not None and range_hz is None:
         period = 1.0 / dte
         n = int(min(max_points, max(16, np.ceil(period / step_hz))))
+        if n % 2 == 0:  # odd: no two labels exactly half a period apart (no tie in the wrapped differences)
+            n = n - 1 if n >= max_points else n + 1
         return FieldGrid(np.arange(n) * (period / n) - period / 2, period, True)
     half = float(range_hz) if range_hz is not None else 1.0 / float(np.min(np.diff(te)))
     n = int(min(max_points, max(16, np.ceil(2 * half / step_hz))))
