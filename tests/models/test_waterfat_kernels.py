@@ -264,3 +264,44 @@ def test_circular_grid_has_no_half_period_ties():
             assert grid.values_hz.size <= kwargs.get("max_points", 200)
             steps = (grid.values_hz[:, None] - grid.values_hz[None, :]) / grid.period_hz
             assert np.min(np.abs(np.abs(steps) - 0.5)) > 1e-6
+
+
+def test_best_r2star_index_equals_reference():
+    # the R2* start: at each voxel's own field-map grid point, the R2* grid value of least residual,
+    # here by brute force with the least-squares amplitudes at every R2* of the grid
+    from osteomri.models.waterfat.varpro import best_r2star_index
+
+    for te in (TE_S, NONUNIFORM_TE_S):
+        model = WaterFatModel(te, 3.0)
+        s, _, _ = _voxels(te, n=2000, seed=5)
+        psi_index = np.random.default_rng(6).integers(0, model.grid.values_hz.size, s.shape[0])
+        cost = np.stack([nlls.linear_amplitudes(s, te, model.fat_signal, model.grid.values_hz[psi_index],
+                                                np.full(s.shape[0], r))[2] for r in model.r2_grid], axis=1)
+        got = best_r2star_index(s, model._weights_cache(), model.r2_grid.size, psi_index)
+        np.testing.assert_array_equal(got, cost.argmin(axis=1))
+
+
+def test_weighted_local_linear_is_exact_for_planes_and_local_on_request():
+    from osteomri.models.waterfat.model import _weighted_local_linear
+
+    rng = np.random.default_rng(7)
+    shape = (20, 17, 6)
+    x, y, z = np.indices(shape).astype(float)
+    plane = 3.0 * x - 2.0 * y + 5.0 * z + 7.0
+    weight = rng.uniform(0.1, 1.0, shape)  # every window full rank
+    np.testing.assert_allclose(_weighted_local_linear(plane, weight, 3), plane, atol=1e-6)
+    # a noisy field: evaluating only some voxels gives the same values there and leaves the rest alone
+    psi = plane + rng.normal(0, 5, shape)
+    at = np.flatnonzero(rng.random(psi.size) < 0.3)
+    full = _weighted_local_linear(psi, weight, 3)
+    part = _weighted_local_linear(psi, weight, 3, at=at)
+    np.testing.assert_allclose(part.ravel()[at], full.ravel()[at], rtol=1e-12, atol=1e-9)
+    rest = np.setdiff1d(np.arange(psi.size), at)
+    np.testing.assert_array_equal(part.ravel()[rest], psi.ravel()[rest])
+    # smoothing: the local fit is closer to the plane than the noisy field in the interior
+    inner = (slice(1, -1),) * 3
+    assert np.abs(full - plane)[inner].mean() < 0.5 * np.abs(psi - plane)[inner].mean()
+    # a voxel whose whole window has no weight keeps its value
+    w0 = weight.copy()
+    w0[:4, :4, :] = 0.0
+    np.testing.assert_array_equal(_weighted_local_linear(psi, w0, 3)[:2, :2, :], psi[:2, :2, :])
