@@ -305,3 +305,20 @@ def test_weighted_local_linear_is_exact_for_planes_and_local_on_request():
     w0 = weight.copy()
     w0[:4, :4, :] = 0.0
     np.testing.assert_array_equal(_weighted_local_linear(psi, w0, 3)[:2, :2, :], psi[:2, :2, :])
+
+
+def test_weighted_local_linear_smooths_a_wrapped_field_around_each_centre():
+    # a steep plane known only modulo the period (steps of a whole period between some neighbours): with
+    # the period the smoothing is exact modulo the period; without it, it averages across the steps
+    from osteomri.models.waterfat.model import _weighted_local_linear
+
+    period = 312.5
+    x, y, z = np.indices((24, 20, 4)).astype(float)
+    plane = 60.0 * x - 45.0 * y + 20.0 * z
+    wrapped = plane - period * np.floor(plane / period + 0.5)
+    weight = np.random.default_rng(8).uniform(0.1, 1.0, plane.shape)
+    out = _weighted_local_linear(wrapped, weight, 3, period_hz=period)
+    off = (out - plane) / period
+    np.testing.assert_allclose(off, np.round(off), atol=1e-6)
+    naive = _weighted_local_linear(wrapped, weight, 3)
+    assert np.abs(((naive - plane) / period) - np.round((naive - plane) / period)).max() > 0.1

@@ -18,6 +18,7 @@ Magnitude input (real-valued) uses :mod:`.magnitude` instead of steps 1–4.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -117,6 +118,9 @@ class WaterFatModel:
         Upper R2* bound (1/s).
     smooth_fieldmap:
         Smooth the refined field map (weighted local fit, ``smoothing_size_voxels``) and refit the amplitudes.
+    smoothing_misfit_limit:
+        A voxel keeps the smoothed field only while it raises the voxel's misfit by at most this many noise
+        variances (holding psi costs about 0.5 of one by chance; 9 is exceeded by chance with p ~ 2e-5).
     t1_correction:
         Optional :class:`T1Correction` (TR, flip angle, assumed T1s) applied to W and F before the PDFF.
     signal_threshold:
@@ -143,6 +147,7 @@ class WaterFatModel:
         smooth_fieldmap: bool = True,
         demodulate: bool = True,
         smoothing_size_voxels: int = 3,
+        smoothing_misfit_limit: float = 9.0,
         t1_correction: T1Correction | None = None,
         signal_threshold: float = 0.05,
         chunk_voxels: int = 16384,
@@ -168,6 +173,7 @@ class WaterFatModel:
         self.smooth_fieldmap = bool(smooth_fieldmap)
         self.demodulate = bool(demodulate)
         self.smoothing_size_voxels = int(smoothing_size_voxels)
+        self.smoothing_misfit_limit = float(smoothing_misfit_limit)
         self.t1_correction = t1_correction
         self.signal_threshold = float(signal_threshold)
         self.chunk_voxels = int(chunk_voxels)
@@ -367,6 +373,7 @@ class WaterFatModel:
         mu = self.regularisation * noise_var / self.fat_shift_hz**2
         labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz,
                                              stop_level=1 if self.demodulate else 0)
+        prior = None
         if self.demodulate:
             # second pass around a robust smooth fit of the first (see regularised_fieldmap_labels)
             first = grid.values_hz[labels]
@@ -386,19 +393,36 @@ class WaterFatModel:
         r2_0 = self.r2_grid[best_r2star_index(flat[index], self._weights_cache(), self.r2_grid.size, lab[index])]
         res = fit_complex(flat[index], self.te_s, self.fat_signal, psi_grid[index], r2_0,
                           psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
-        # unwrap the (smooth, everywhere defined) label field first, then add the local refinement
+        # unwrap the (smooth, everywhere defined) label field first, then add the local refinement; with a
+        # prior only the deviation from it is unwrapped, whose wraps remain only where the field leaves the
+        # prior by half a period (unwrapping the whole field can leave patches a period off, and the
+        # smoothing below would average across their edges)
         psi_full = psi_grid.astype(float)
-        if grid.circular:
+        if grid.circular and prior is not None:
+            deviation = grid.difference(psi_full, prior.ravel()).reshape(shape3)
+            psi_full = prior.ravel() + self._unwrap(deviation, signal_vox).ravel()
+        elif grid.circular:
             psi_full = self._unwrap(psi_full.reshape(shape3), signal_vox).ravel()
         psi_full[index] += res["fieldmap_hz"] - psi_grid[index]
         if self.smooth_fieldmap:
             weight = np.zeros(psi_full.size)
-            weight[index] = (np.abs(res["water"]) + np.abs(res["fat"])) ** 2 / np.maximum(res["residual"], 1e-12)
+            # signal power over misfit; the misfit floored at the noise level, so that a noise voxel that
+            # happens to fit well (air above the signal threshold) cannot outweigh tissue
+            floor = max(noise_var * max(self.te_s.size - 3, 1), 1e-12)
+            weight[index] = (np.abs(res["water"]) + np.abs(res["fat"])) ** 2 / np.maximum(res["residual"], floor)
             smooth = _weighted_local_linear(psi_full.reshape(shape3), weight.reshape(shape3),
-                                            self.smoothing_size_voxels, at=index).ravel()
-            res = fit_complex(flat[index], self.te_s, self.fat_signal, smooth[index], res["r2star_hz"],
-                              fix_psi=True, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
-            psi_full[index] = smooth[index]
+                                            self.smoothing_size_voxels, at=index,
+                                            period_hz=grid.period_hz if grid.circular else None).ravel()
+            smoothed = fit_complex(flat[index], self.te_s, self.fat_signal, smooth[index], res["r2star_hz"],
+                                   fix_psi=True, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+            # keep the smoothed field where the voxel's data allow it: holding psi costs about half a noise
+            # variance of misfit (a chi-square of one degree of freedom); far more (strong curvature, a
+            # window across an edge) would bias PDFF, so those voxels keep their own refined field
+            keep = smoothed["residual"] - res["residual"] <= self.smoothing_misfit_limit * noise_var
+            for key in res:
+                res[key] = np.where(keep, smoothed[key], res[key])
+            psi_full[index] = np.where(keep, smooth[index], psi_full[index])
+            qc["smoothing_kept_fraction"] = float(keep.mean())
         psi_out = np.zeros(flat.shape[0])
         psi_out[index] = psi_full[index]
         qc["grid_label_jumps"] = None
@@ -496,27 +520,31 @@ def _block_any(mask: np.ndarray, block: tuple[int, int, int]) -> np.ndarray:
                           block[2]).any(axis=(1, 3, 5))
 
 
-def _weighted_local_linear(psi: np.ndarray, weight: np.ndarray, size: int,
-                           at: np.ndarray | None = None) -> np.ndarray:
-    """Weighted local linear regression of ``psi`` in a ``size``^3 window (exact for linear fields).
+def _weighted_local_linear(psi: np.ndarray, weight: np.ndarray, size: int, at: np.ndarray | None = None,
+                           period_hz: float | None = None) -> np.ndarray:
+    """Weighted local linear regression of ``psi`` (Hz) in a ``size``^3 window (exact for linear fields).
 
-    Solves, for every voxel, the weighted least-squares plane ``psi ≈ a + b·(x - x0)`` over the window
-    using box-filtered moments (vectorised; axes of length 1 are skipped). Voxels with zero weight in their
-    window keep their value. ``at`` (flat indices, optional): evaluate only these voxels (the others keep
-    their value), which saves the per-voxel solves elsewhere.
+    For every evaluated voxel ``x0``, the weighted least-squares plane ``psi ≈ a + b·(x - x0)`` over the
+    window, and the result ``a`` (axes of length 1 are skipped), from box-filtered moments. With
+    ``period_hz`` the window's values are first wrapped to within half a period of the centre, so a window
+    that straddles a whole-period step of an imperfectly unwrapped field is smoothed as if it were unwrapped
+    around its centre (the few windows holding such a step are solved offset by offset,
+    :func:`_local_plane_wrapped`). Voxels with zero weight in their window keep their value. ``at`` (flat
+    indices, optional): evaluate only these voxels (the others keep theirs).
     """
-    axes = [i for i in range(3) if psi.shape[i] > 1]
-    sizes = [size if psi.shape[i] > 1 else 1 for i in range(3)]
+    shape = psi.shape
+    axes = [i for i in range(3) if shape[i] > 1]
+    sizes = [size if shape[i] > 1 else 1 for i in range(3)]
     sel = np.arange(psi.size) if at is None else np.asarray(at)
 
-    def box_at(x: np.ndarray) -> np.ndarray:  # window sums (means) of x at the evaluated voxels
+    def box_at(x: np.ndarray) -> np.ndarray:  # window means of x at the evaluated voxels
         return ndimage.uniform_filter(x, size=sizes, mode="constant").ravel()[sel]
 
     w = weight / max(float(weight.max()), 1e-30)
-    coords = [np.arange(psi.shape[i], dtype=float).reshape([-1 if k == i else 1 for k in range(3)]) for i in axes]
+    coords = [np.arange(shape[i], dtype=float).reshape([-1 if k == i else 1 for k in range(3)]) for i in axes]
     n = 1 + len(axes)
     basis_w = [w] + [w * c for c in coords]  # w * basis_p
-    basis_at = [np.ones(sel.size)] + [np.broadcast_to(c, psi.shape).ravel()[sel] for c in coords]
+    basis_at = [np.ones(sel.size)] + [np.broadcast_to(c, shape).ravel()[sel] for c in coords]
     a = np.empty((sel.size, n, n))
     b = np.empty((sel.size, n))
     for p in range(n):
@@ -531,9 +559,56 @@ def _weighted_local_linear(psi: np.ndarray, weight: np.ndarray, size: int,
         a[:, p, :] -= x0[:, None] * a[:, 0, :]
     for q in range(1, n):
         a[:, :, q] -= basis_at[q][:, None] * a[:, :, 0]
-    a += 1e-9 * np.eye(n)
-    ok = a[:, 0, 0] > 1e-6
     out = psi.astype(float).ravel().copy()
-    if ok.any():
-        out[sel[ok]] = np.linalg.solve(a[ok], b[ok][..., None])[:, 0, 0]
-    return out.reshape(psi.shape)
+    ok, value = _solve_plane(a, b)
+    out[sel[ok]] = value
+    if period_hz is not None:  # windows holding a value half a period or more from their centre
+        far = ((ndimage.maximum_filter(psi, size=sizes, mode="nearest") - psi >= 0.5 * period_hz)
+               | (psi - ndimage.minimum_filter(psi, size=sizes, mode="nearest") >= 0.5 * period_hz))
+        wrapped = sel[far.ravel()[sel]]
+        if wrapped.size:
+            out[wrapped] = _local_plane_wrapped(psi, w, size, wrapped, period_hz)
+    return out.reshape(shape)
+
+
+def _solve_plane(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Intercepts of the weighted planes with moments ``a`` [v, n, n] (regularised in place), ``b`` [v, n];
+    returns (solvable mask, values)."""
+    a += 1e-9 * np.eye(a.shape[1])
+    ok = a[:, 0, 0] > 1e-6
+    if ok.all():
+        return ok, np.linalg.solve(a, b[..., None])[:, 0, 0]
+    return ok, np.linalg.solve(a[ok], b[ok][..., None])[:, 0, 0]
+
+
+def _local_plane_wrapped(psi: np.ndarray, w: np.ndarray, size: int, sel: np.ndarray,
+                         period_hz: float) -> np.ndarray:
+    """:func:`_weighted_local_linear` at the flat voxels ``sel``, with every window value wrapped to within
+    half a period of the centre (moments accumulated over the window offsets); voxels without weight in
+    their window keep their value."""
+    shape = psi.shape
+    axes = [i for i in range(3) if shape[i] > 1]
+    coords = np.unravel_index(sel, shape)
+    flat_psi, flat_w = psi.astype(float).ravel(), w.ravel()
+    centre = flat_psi[sel]
+    lo = -(size // 2)
+    n = 1 + len(axes)
+    a = np.zeros((sel.size, n, n))
+    b = np.zeros((sel.size, n))
+    for offset in itertools.product(*(range(lo, lo + size) if i in axes else range(1) for i in range(3))):
+        nb = [coords[i] + offset[i] for i in range(3)]
+        inside = np.ones(sel.size, bool)
+        for i in axes:
+            inside &= (nb[i] >= 0) & (nb[i] < shape[i])
+        idx = np.ravel_multi_index(tuple(np.clip(nb[i], 0, shape[i] - 1) for i in range(3)), shape)
+        wo = np.where(inside, flat_w[idx], 0.0)
+        d = flat_psi[idx] - centre
+        d -= period_hz * np.floor(d / period_hz + 0.5)
+        basis = np.array([1.0] + [float(offset[i]) for i in axes])  # (1, x - x0) at this offset
+        b += (wo * d)[:, None] * basis
+        a += wo[:, None, None] * np.outer(basis, basis)
+    volume = float(size ** len(axes))  # window means, as the box filter gives
+    ok, value = _solve_plane(a / volume, b / volume)
+    out = centre.copy()
+    out[ok] = centre[ok] + value
+    return out
