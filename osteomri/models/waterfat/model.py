@@ -9,8 +9,9 @@ Pipeline of :meth:`WaterFatModel.fit` for complex data:
    Berglund & Kullberg, MRM 2012;67:1684), smooth through air;
 3. local Levenberg–Marquardt refinement of (field map, R2*, W, F) per voxel, kept within one grid step of
    the chosen minimum (:mod:`.nlls`);
-4. a weighted local smoothing of the field map and a final fit of R2*, W, F on it (the field varies slowly,
-   so its noise need not enter the amplitudes: Reeder et al., MRM 2004;51:35);
+4. a weighted local smoothing of the field map (wrap-safe) and a final fit of R2*, W, F on it (the field
+   varies slowly, so its noise need not enter the amplitudes: Reeder et al., MRM 2004;51:35), kept in each
+   voxel whose data allow it (misfit raised by at most ``smoothing_misfit_limit`` noise variances);
 5. PDFF by magnitude discrimination (Liu et al., MRM 2007;58:354), optional T1-bias correction (:mod:`.t1bias`).
 
 Magnitude input (real-valued) uses :mod:`.magnitude` instead of steps 1–4.
