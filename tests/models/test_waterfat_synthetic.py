@@ -179,3 +179,14 @@ def test_swap_flag_fires_on_a_swapped_region_and_not_on_the_true_field():
     assert bad.swap_suspected and bad.qc["fieldmap_jump_fraction"] > 0.01
     swapped = np.abs(bad.pdff_percent - truth["pdff"]) > 30
     assert swapped[quadrant].mean() > 0.5 and not swapped[b & ~quadrant].any()
+
+
+def test_noise_only_voxels_leave_the_field_map_search():
+    # at SNR 30 much of the air passes the signal threshold; those voxels hold noise only, so the field-map
+    # search leaves them to the smoothness term, while every body voxel keeps its data term
+    s, truth = phantom(CASE16_TE_S, 1.5, snr=30, seed=20)
+    fit = WaterFatModel(CASE16_TE_S, 1.5).fit(s)
+    body = int(truth["body"].sum())
+    air_fitted = int((fit.mask & ~truth["body"]).sum())
+    assert air_fitted > 0.2 * body
+    assert body <= fit.qc["n_search_voxels"] <= body + 0.01 * air_fitted

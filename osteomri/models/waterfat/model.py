@@ -119,6 +119,10 @@ class WaterFatModel:
         Upper R2* bound (1/s).
     smooth_fieldmap:
         Smooth the refined field map (weighted local fit, ``smoothing_size_voxels``) and refit the amplitudes.
+    noise_energy_factor:
+        Voxels with signal whose summed echo energy is below this factor times the noise energy
+        (``n_echoes`` noise variances) hold no field-map information: the field-map search leaves them to
+        the smoothness term (they are still fitted). Noise alone exceeds 3 with p < 1e-3 at 5 or more echoes.
     smoothing_misfit_limit:
         A voxel keeps the smoothed field only while it raises the voxel's misfit by at most this many noise
         variances (holding psi costs about 0.5 of one by chance; 9 is exceeded by chance with p ~ 2e-5).
@@ -149,6 +153,7 @@ class WaterFatModel:
         demodulate: bool = True,
         smoothing_size_voxels: int = 3,
         smoothing_misfit_limit: float = 9.0,
+        noise_energy_factor: float = 3.0,
         t1_correction: T1Correction | None = None,
         signal_threshold: float = 0.05,
         chunk_voxels: int = 16384,
@@ -175,6 +180,7 @@ class WaterFatModel:
         self.demodulate = bool(demodulate)
         self.smoothing_size_voxels = int(smoothing_size_voxels)
         self.smoothing_misfit_limit = float(smoothing_misfit_limit)
+        self.noise_energy_factor = float(noise_energy_factor)
         self.t1_correction = t1_correction
         self.signal_threshold = float(signal_threshold)
         self.chunk_voxels = int(chunk_voxels)
@@ -372,6 +378,12 @@ class WaterFatModel:
         qc["noise_variance_relative"] = noise_var
         axis_w = (self.voxel_size_mm.min() / self.voxel_size_mm) ** 2
         mu = self.regularisation * noise_var / self.fat_shift_hz**2
+        # voxels whose echoes hold no more energy than noise would carry no field information: the
+        # smoothness term interpolates them (air above the signal threshold, at low SNR)
+        informative = (np.abs(sig) ** 2).sum(axis=1) > self.noise_energy_factor * self.te_s.size * noise_var
+        if informative.any() and not informative.all():
+            search_index, curves, sig = search_index[informative], curves[informative], sig[informative]
+        qc["n_search_voxels"] = int(search_index.size)
         labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz,
                                              stop_level=1 if self.demodulate else 0)
         prior = None
