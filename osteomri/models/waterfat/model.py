@@ -403,8 +403,9 @@ class WaterFatModel:
         lab = labels.ravel()
         psi_grid = grid.values_hz[lab]
         # refine in the fitted voxels
-        r2_0 = self.r2_grid[best_r2star_index(flat[index], self._weights_cache(), self.r2_grid.size, lab[index])]
-        res = fit_complex(flat[index], self.te_s, self.fat_signal, psi_grid[index], r2_0,
+        fit_sig = flat[index]
+        r2_0 = self.r2_grid[best_r2star_index(fit_sig, self._weights_cache(), self.r2_grid.size, lab[index])]
+        res = fit_complex(fit_sig, self.te_s, self.fat_signal, psi_grid[index], r2_0,
                           psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
         # unwrap the (smooth, everywhere defined) label field first, then add the local refinement; with a
         # prior only the deviation from it is unwrapped, whose wraps remain only where the field leaves the
@@ -412,8 +413,8 @@ class WaterFatModel:
         # smoothing below would average across their edges)
         psi_full = psi_grid.astype(float)
         if grid.circular and prior is not None:
-            deviation = grid.difference(psi_full, prior.ravel()).reshape(shape3)
-            psi_full = prior.ravel() + self._unwrap(deviation, signal_vox).ravel()
+            deviation = np.where(signal_vox.ravel(), grid.difference(psi_full, prior.ravel()), 0.0)  # air: prior
+            psi_full = prior.ravel() + self._unwrap(deviation.reshape(shape3), signal_vox).ravel()
         elif grid.circular:
             psi_full = self._unwrap(psi_full.reshape(shape3), signal_vox).ravel()
         psi_full[index] += res["fieldmap_hz"] - psi_grid[index]
@@ -426,7 +427,7 @@ class WaterFatModel:
             smooth = _weighted_local_linear(psi_full.reshape(shape3), weight.reshape(shape3),
                                             self.smoothing_size_voxels, at=index,
                                             period_hz=grid.period_hz if grid.circular else None).ravel()
-            smoothed = fit_complex(flat[index], self.te_s, self.fat_signal, smooth[index], res["r2star_hz"],
+            smoothed = fit_complex(fit_sig, self.te_s, self.fat_signal, smooth[index], res["r2star_hz"],
                                    fix_psi=True, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
             # keep the smoothed field where the voxel's data allow it: holding psi costs about half a noise
             # variance of misfit (a chi-square of one degree of freedom); far more (strong curvature, a
@@ -456,7 +457,9 @@ class WaterFatModel:
         phase = np.angle(np.exp(1j * phase))
         squeeze = [i for i in range(3) if psi.shape[i] == 1]
         ph = np.squeeze(phase, axis=tuple(squeeze)) if squeeze else phase
-        if ph.ndim == 1:
+        if np.all(np.abs(ph) < 0.5 * np.pi):  # within a quarter period of 0: no neighbours a half period apart
+            un = ph  # (the usual case for a deviation from the prior): nothing to unwrap
+        elif ph.ndim == 1:
             un = np.unwrap(ph)
         else:
             un = unwrap_phase(ph)
