@@ -83,3 +83,21 @@ def test_bad_input_is_refused():
         min_cut_source_side(2, np.array([1, 0]), np.array([0, 1]), np.array([0]), np.array([2]), one)
     with pytest.raises(ValueError, match="shape"):
         min_cut_source_side(2, one, np.array([0, 1]), np.array([0]), np.array([1]), one)
+
+
+def test_imports_and_cuts_without_a_writable_numba_cache():
+    # a read-only install with no writable home: numba finds no cache location; the kernels then compile
+    # per process instead of failing at import (run in a fresh interpreter, the patch stays there)
+    import subprocess
+    import sys
+
+    code = (
+        "import numba.core.caching as c; c.CacheImpl._locator_classes = []\n"
+        "import numpy as np\n"
+        "from osteomri.models.waterfat.mincut import min_cut_source_side\n"
+        "print(min_cut_source_side(2, np.array([5, 0]), np.array([0, 4]), np.array([0]), np.array([1]),"
+        " np.array([3])).tolist())\n"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[True, False]"

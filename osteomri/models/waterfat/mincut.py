@@ -16,12 +16,22 @@ from __future__ import annotations
 import numba
 import numpy as np
 
+
+def _compiled(func):
+    """``numba.njit`` with the compiled code cached on disk; where no cache location is writable (a read-only
+    install without a writable home), compiled anew in each process instead of failing at import."""
+    try:
+        return numba.njit(cache=True)(func)
+    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
+        return numba.njit(func)
+
+
 _FREE, _SOURCE, _SINK = 0, 1, 2
 _TERMINAL, _ORPHAN, _NONE = -1, -2, -3
 _INF_DIST = 1 << 60
 
 
-@numba.njit(cache=True)
+@_compiled
 def _arcs(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray):
     """Arcs grouped by tail (CSR): each edge i->j (capacity c) becomes arc i->j (c) and its sister j->i (0)."""
     m = tail.size
@@ -48,13 +58,13 @@ def _arcs(n: int, tail: np.ndarray, head: np.ndarray, cap: np.ndarray):
     return first, arc_head, arc_cap, sister
 
 
-@numba.njit(cache=True)
+@_compiled
 def _flow_arc(a: int, sister: np.ndarray, in_source_tree: bool) -> int:
     """Of a tree arc ``a`` (child -> parent), the direction in which flow runs towards the sink."""
     return sister[a] if in_source_tree else a
 
 
-@numba.njit(cache=True)
+@_compiled
 def _push(queue: np.ndarray, in_queue: np.ndarray, q_tail: int, v: int) -> int:
     """Append ``v`` to the circular FIFO of active nodes (once); returns the new tail."""
     if in_queue[v]:
@@ -64,7 +74,7 @@ def _push(queue: np.ndarray, in_queue: np.ndarray, q_tail: int, v: int) -> int:
     return (q_tail + 1) % queue.size
 
 
-@numba.njit(cache=True)
+@_compiled
 def _source_side(n: int, terminal: np.ndarray, tail: np.ndarray, head: np.ndarray, cap: np.ndarray) -> np.ndarray:
     """Boykov–Kolmogorov max-flow; ``terminal[v]`` > 0: capacity source->v, < 0: capacity v->sink (negated).
 
