@@ -372,17 +372,18 @@ class WaterFatModel:
         search_index = np.flatnonzero(in_search)
         sig = flat[search_index]
         curves = residual_curves(sig, self._weights_cache(), self.r2_grid.size, self.chunk_voxels)
+        energy = (np.abs(sig) ** 2).sum(axis=1)  # summed over the echoes
         # misfit (noise) variance per complex sample, from the best residual of each voxel (n - 3 dof)
         noise_var = float(np.median(curves.min(axis=1))) / max(self.te_s.size - 3, 1)
-        noise_var = max(noise_var, 1e-12 * float(np.median((np.abs(sig) ** 2).sum(axis=1))))
+        noise_var = max(noise_var, 1e-12 * float(np.median(energy)))
         qc["noise_variance_relative"] = noise_var
         axis_w = (self.voxel_size_mm.min() / self.voxel_size_mm) ** 2
         mu = self.regularisation * noise_var / self.fat_shift_hz**2
         # voxels whose echoes hold no more energy than noise would carry no field information: the
         # smoothness term interpolates them (air above the signal threshold, at low SNR)
-        informative = (np.abs(sig) ** 2).sum(axis=1) > self.noise_energy_factor * self.te_s.size * noise_var
+        informative = energy > self.noise_energy_factor * self.te_s.size * noise_var
         if informative.any() and not informative.all():
-            search_index, curves, sig = search_index[informative], curves[informative], sig[informative]
+            search_index, curves, energy = search_index[informative], curves[informative], energy[informative]
         qc["n_search_voxels"] = int(search_index.size)
         labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w, self.fat_shift_hz,
                                              stop_level=1 if self.demodulate else 0)
@@ -396,7 +397,7 @@ class WaterFatModel:
                 coarse = first[:: block[0], :: block[1], :: block[2]]
                 first = upsample(self._unwrap(coarse, _block_any(signal_vox, block)), block, shape3)
             weight = np.zeros(first.size)
-            weight[search_index] = (np.abs(sig) ** 2).sum(axis=1)
+            weight[search_index] = energy
             prior = robust_polynomial_field(first, weight.reshape(shape3), self.voxel_size_mm)
             labels = regularised_fieldmap_labels(shape3, search_index, curves, grid, mu * axis_w,
                                                  self.fat_shift_hz, prior_hz=prior)
