@@ -1,5 +1,8 @@
-"""Shortcut: ``from osteomri.ivim import IvimModel`` (the implementation lives in :mod:`osteomri.models.ivim`)."""
+"""Public IVIM API: ``from osteomri.ivim import IvimModel``.
 
-from osteomri.models.ivim import DEFAULT_BOUNDS, IvimFit, IvimModel, ivim_signal
+Exactly the names of :mod:`osteomri.models.ivim` (the implementation), so both import paths offer the same
+API.
+"""
 
-__all__ = ["IvimModel", "IvimFit", "DEFAULT_BOUNDS", "ivim_signal"]
+from osteomri.models.ivim import *  # noqa: F403
+from osteomri.models.ivim import __all__  # noqa: F401

@@ -1,18 +1,8 @@
-"""Convenience alias: ``from osteomri.waterfat import WaterFatModel``."""
+"""Public water–fat API: ``from osteomri.waterfat import WaterFatModel``.
 
-from osteomri.models.waterfat import (
-    FAT_SPECTRA,
-    MAP_NAMES,
-    MAP_UNITS,
-    FatSpectrum,
-    T1Correction,
-    WaterFatFit,
-    WaterFatModel,
-    fat_basis,
-    get_fat_spectrum,
-    multiecho_signal,
-    triglyceride_spectrum,
-)
+Exactly the names of :mod:`osteomri.models.waterfat` (the implementation), so both import paths offer the
+same API.
+"""
 
-__all__ = ["FAT_SPECTRA", "MAP_NAMES", "MAP_UNITS", "FatSpectrum", "T1Correction", "WaterFatFit", "WaterFatModel",
-           "fat_basis", "get_fat_spectrum", "multiecho_signal", "triglyceride_spectrum"]
+from osteomri.models.waterfat import *  # noqa: F403
+from osteomri.models.waterfat import __all__  # noqa: F401

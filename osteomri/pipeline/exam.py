@@ -2,7 +2,7 @@
 
 The result holds the maps, the per-vertebra table, the scores, QC flags, a stage log and provenance;
 ``out_dir`` (optional) receives the BIDS-derivatives-style outputs and the HTML report. A stage that fails
-is logged with its message and the others go on; a stage not built yet is logged ``not_available``.
+is logged with its message and the others go on.
 """
 
 from __future__ import annotations
@@ -43,9 +43,6 @@ def run_exam(
 
     for stage in STAGES:
         if not stage.applies(spec):
-            continue
-        if missing := stage.missing_modules():
-            log(StageRecord(stage.name, "not_available", f"not built yet: {', '.join(missing)}"))
             continue
         if unmet := stage.unmet_needs({r.stage for r in result.stages if r.status == "done"}):
             log(StageRecord(stage.name, "skipped", f"needs {'; '.join(unmet)}, which did not succeed"))

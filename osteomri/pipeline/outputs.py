@@ -1,6 +1,7 @@
 """Write one exam's outputs, BIDS-derivatives style::
 
-    <folder>/<exam>_pdff.nii.gz (+ .json)  ... one NIfTI + sidecar per map (names in MAP_OUTPUTS)
+    <folder>/<exam>_pdff.nii.gz (+ .json)  ... one NIfTI + sidecar per map (file suffix, units and
+                                           description from the map registry, osteomri.models.registry)
     <folder>/<exam>_vertebrae.tsv          tidy per-vertebra table
     <folder>/<exam>_scores.json            VBQ and other scores
     <folder>/<exam>_stages.tsv             stage log (status, message, seconds)
@@ -8,7 +9,9 @@
     <folder>/<exam>_qc.png                 mid-sagittal maps with each level's ROI outlined
     <folder>/report.html                   self-contained exam report
 
-Every file is written atomically; every sidecar carries the provenance block.
+Every file is written atomically; every sidecar carries the provenance block, and a map's sidecar the
+complete parameters of the model that made it (``ModelParameters``: ``Model(**ModelParameters)`` rebuilds
+it) and that model's QC (``QC``).
 """
 
 from __future__ import annotations
@@ -17,8 +20,21 @@ from pathlib import Path
 
 from osteomri.io.nifti import save_nifti
 from osteomri.io.provenance import atomic_path, write_json_atomic, write_table_atomic
+from osteomri.models.registry import map_spec
 from osteomri.pipeline.spec import ExamResult, ExamSpec
-from osteomri.pipeline.stages import output_spec
+
+
+def map_sidecar(result: ExamResult, key: str) -> dict:
+    """The JSON sidecar of map ``key``: Units, Description (registry), the producing model's parameters and
+    QC, and the exam's provenance."""
+    spec = map_spec(key)
+    sidecar: dict = {"Units": spec.units, "Description": spec.description}
+    if spec.model in result.parameters:
+        sidecar["ModelParameters"] = result.parameters[spec.model]
+        prefix = f"{spec.model}_"
+        sidecar["QC"] = {k[len(prefix):]: v for k, v in result.qc.items() if k.startswith(prefix)}
+    sidecar["Provenance"] = result.provenance
+    return sidecar
 
 
 def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None = None) -> dict[str, Path]:
@@ -28,9 +44,8 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
     stem = result.exam_id
     written: dict[str, Path] = {}
     for key, image in result.maps.items():
-        suffix, units, description = output_spec(key)
-        sidecar = {"Units": units, "Description": description, "Provenance": result.provenance}
-        written[key] = save_nifti(image, folder / f"{stem}_{suffix}.nii.gz", sidecar=sidecar)
+        written[key] = save_nifti(image, folder / f"{stem}_{map_spec(key).suffix}.nii.gz",
+                                  sidecar=map_sidecar(result, key))
     if result.vertebrae is not None:
         written["vertebrae"] = write_table_atomic(result.vertebrae, folder / f"{stem}_vertebrae.tsv", "%.6g")
     if result.scores:

@@ -15,7 +15,7 @@ from osteomri.io.loader import PathOrImage
 
 _EXAM_ID = re.compile(r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?$")
 
-STAGE_STATUSES = ("done", "skipped", "not_available", "failed")
+STAGE_STATUSES = ("done", "skipped", "failed")
 
 
 @dataclass
@@ -141,6 +141,7 @@ class ExamResult:
     qc: dict[str, Any] = field(default_factory=dict)
     stages: list[StageRecord] = field(default_factory=list)
     provenance: dict[str, Any] = field(default_factory=dict)
+    parameters: dict[str, Any] = field(default_factory=dict)  # per model stage: its fit's parameters()
     clinical: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
 

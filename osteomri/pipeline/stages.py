@@ -1,13 +1,13 @@
 """The exam pipeline's stages: the only place that knows which stages exist and what each needs.
 
 Each stage is a :class:`Stage` with a predicate saying whether it applies to an exam (its inputs exist),
-the library module it needs (a stage whose module is not built yet is reported ``not_available``, never
-faked) and a function ``run(spec, ctx) -> message`` that adds maps/tables/scores to the shared context.
+the library modules it uses, and a function ``run(spec, ctx) -> message`` that adds maps/tables/scores to
+the shared context. Map names, units and file names come from the map registry
+(:mod:`osteomri.models.registry`), filled by the model modules imported here.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -18,34 +18,11 @@ import numpy as np
 from osteomri.errors import InputError
 from osteomri.io.image import Image
 from osteomri.io.loader import is_dicom_source, load_image
+from osteomri.models import ivim as _ivim  # noqa: F401 - each model module registers its maps
+from osteomri.models import t1w as _t1w  # noqa: F401
+from osteomri.models import waterfat as _waterfat  # noqa: F401
+from osteomri.models.registry import map_spec
 from osteomri.pipeline.spec import ExamResult, ExamSpec
-
-# Map key -> (BIDS-style file suffix, units, description). One home for the names of every output map.
-MAP_OUTPUTS: dict[str, tuple[str, str, str]] = {
-    "pdff_percent": ("pdff", "percent", "proton-density fat fraction"),
-    "r2star_hz": ("r2star", "Hz", "transverse relaxation rate R2* (1/s)"),
-    "fieldmap_hz": ("fieldmap", "Hz", "B0 off-resonance"),
-    "water": ("water", "a.u.", "water signal amplitude at TE = 0"),
-    "fat": ("fat", "a.u.", "fat signal amplitude at TE = 0"),
-    "waterfat_residual": ("desc-waterfat_residual", "fraction", "relative water-fat fit residual"),
-    "t1w_signal": ("T1w", "a.u.", "T1-weighted signal intensity"),
-    "s0": ("S0", "a.u.", "IVIM signal at b = 0"),
-    "f": ("perfusionfraction", "fraction", "IVIM perfusion fraction f"),
-    "d_mm2_s": ("D", "mm2/s", "IVIM tissue diffusion coefficient D"),
-    "dstar_mm2_s": ("Dstar", "mm2/s", "IVIM pseudo-diffusion coefficient D*"),
-    "ivim_residual": ("desc-ivim_residual", "fraction", "relative IVIM fit residual"),
-}
-
-
-
-def output_spec(key: str) -> tuple[str, str, str]:
-    """(file suffix, units, description) of an output map; ``<map>_sd`` posterior SDs get ``desc-sd_<suffix>``."""
-    if key in MAP_OUTPUTS:
-        return MAP_OUTPUTS[key]
-    if key.endswith("_sd") and key[:-3] in MAP_OUTPUTS:
-        suffix, units, description = MAP_OUTPUTS[key[:-3]]
-        return f"desc-sd_{suffix}", units, f"posterior standard deviation of {description}"
-    return key, "", key
 
 
 def signal_mask(reference: np.ndarray, fraction_of_p99: float = 0.05) -> np.ndarray:
@@ -80,13 +57,9 @@ class ExamContext:
 class Stage:
     name: str
     applies: Callable[[ExamSpec], bool]
-    modules: tuple[str, ...]
+    modules: tuple[str, ...]  # the library modules it uses (documentation; an import error is a failure)
     run: Callable[[ExamSpec, ExamContext], str]
     needs: tuple[tuple[str, ...], ...] = ()  # each group: at least one of these stages must have succeeded
-
-    def missing_modules(self) -> list[str]:
-        """The library modules this stage needs that are not built (yet)."""
-        return [m for m in self.modules if importlib.util.find_spec(m) is None]
 
     def unmet_needs(self, done: set[str]) -> list[str]:
         """The groups of ``needs`` of which no stage succeeded (``"a or b"``)."""
@@ -103,7 +76,7 @@ def _check_finite(image: Image, what: str) -> None:
 
 
 def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.waterfat import WaterFatModel
+    from osteomri.models.waterfat import WaterFatModel
 
     img = ctx.input("megre")
     _check_finite(img, "MEGRE")
@@ -111,21 +84,20 @@ def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
         raise InputError(f"MEGRE must be 4-D (x, y, z, echo), got shape {img.data.shape}")
     model = WaterFatModel.from_image(img, **_opts(spec, "waterfat"))
     fit = model.fit(img.data)
-    _store_maps(ctx, img, fit.maps(), "waterfat", drop_meta=("EchoTime",))
+    _store_maps(ctx, img, fit.maps(), drop_meta=("EchoTime",))
     ctx.result.qc.update({f"waterfat_{k}": v for k, v in fit.qc.items()})
+    ctx.result.parameters["waterfat"] = fit.parameters()
     return f"{model.te_s.size} echoes at {model.field_strength_t:g} T"
 
 
-def _store_maps(ctx: ExamContext, source: Image, maps: dict[str, np.ndarray], model: str,
-                drop_meta: tuple[str, ...]) -> None:
-    """Put a fit's maps into the result on the grid of ``source``; its ``residual`` becomes ``<model>_residual``
-    and acquisition keys that no longer describe the map (echo times, b-values) are dropped."""
+def _store_maps(ctx: ExamContext, source: Image, maps: dict[str, np.ndarray], drop_meta: tuple[str, ...]) -> None:
+    """Put a fit's maps (registry names) into the result on the grid of ``source``; acquisition keys that no
+    longer describe the map (echo times, b-values) are dropped."""
     for key, arr in maps.items():
-        out_key = f"{model}_residual" if key == "residual" else key
-        image = source.with_data(np.asarray(arr), Units=output_spec(out_key)[1])
+        image = source.with_data(np.asarray(arr), Units=map_spec(key).units)
         for name in drop_meta:
             image.meta.pop(name, None)
-        ctx.result.maps[out_key] = image
+        ctx.result.maps[key] = image
 
 
 def _vendor_map(source: object, quantity: str) -> Image:
@@ -151,7 +123,7 @@ def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
                                  "or 'fraction' in the JSON sidecar")
         elif units in ("ms", "s"):
             raise InputError(f"R2* map has Units '{units}' (a T2* time?): give R2* in 1/s (Units 'Hz')")
-        ctx.result.maps[key] = img.with_data(data, Units=MAP_OUTPUTS[key][1])
+        ctx.result.maps[key] = img.with_data(data, Units=map_spec(key).units)
         loaded.append(key)
     return "vendor maps: " + ", ".join(loaded)
 
@@ -160,12 +132,12 @@ def run_t1w(spec: ExamSpec, ctx: ExamContext) -> str:
     img = ctx.input("t1w")
     _check_finite(img, "T1w image")
     data = img.data if img.data.ndim == 3 else img.data[..., 0]
-    ctx.result.maps["t1w_signal"] = img.with_data(np.asarray(data, dtype=float), Units="a.u.")
+    ctx.result.maps["t1w_signal"] = img.with_data(np.asarray(data, dtype=float), Units=map_spec("t1w_signal").units)
     return "T1-weighted image loaded"
 
 
 def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.ivim import IvimModel
+    from osteomri.models.ivim import IvimModel
 
     img = ctx.input("dwi")
     _check_finite(img, "DWI")
@@ -173,7 +145,9 @@ def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
     opts = _opts(spec, "ivim")
     mask = signal_mask(img.data[..., int(np.argmin(bvals))])
     fit = IvimModel(bvals, **opts).fit(img.data, mask=mask)
-    _store_maps(ctx, img, fit.maps(), "ivim", drop_meta=("bvalues",))
+    _store_maps(ctx, img, fit.maps(), drop_meta=("bvalues",))
+    ctx.result.parameters["ivim"] = fit.parameters()
+    ctx.result.qc.update({f"ivim_{k}": v for k, v in fit.qc.items()})
     return f"{len(bvals)} b-values, method {opts.get('method', 'default')}, {int(mask.sum())} voxels"
 
 
@@ -239,11 +213,11 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
 _MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim")
 
 STAGES: tuple[Stage, ...] = (
-    Stage("waterfat", lambda s: s.megre is not None, ("osteomri.waterfat",), run_waterfat),
+    Stage("waterfat", lambda s: s.megre is not None, ("osteomri.models.waterfat",), run_waterfat),
     Stage("vendor_maps", lambda s: s.megre is None and (s.pdff is not None or s.r2star is not None),
           ("osteomri.io.nifti",), run_vendor_maps),
     Stage("t1w", lambda s: s.t1w is not None, ("osteomri.io.nifti",), run_t1w),
-    Stage("ivim", lambda s: s.dwi is not None, ("osteomri.ivim", "osteomri.io.bvals"), run_ivim),
+    Stage("ivim", lambda s: s.dwi is not None, ("osteomri.models.ivim", "osteomri.io.bvals"), run_ivim),
     Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure,
           needs=(_MAP_STAGES,)),
     Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,

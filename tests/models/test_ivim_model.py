@@ -9,7 +9,8 @@ import pytest
 
 from osteomri.errors import InputError
 from osteomri.ivim import IvimModel
-from osteomri.models.ivim import DEFAULT_BOUNDS, MAP_UNITS, ivim_signal, make_bounds
+from osteomri.models.ivim import DEFAULT_BOUNDS, MAP_NAMES, ivim_signal, make_bounds
+from osteomri.models.registry import map_spec
 
 B18 = np.array([0, 1, 2, 5, 10, 20, 30, 50, 75, 100, 150, 250, 350, 400, 550, 700, 850, 1000.0])
 # the bounds the OSIPI collection fits its generic signals with (test_ivim_fit_saved)
@@ -214,11 +215,11 @@ def test_chunking_does_not_change_results_and_reports_progress():
 def test_fit_maps_units_predict_and_images():
     signal = ivim_signal(B18, 2.0, 0.2, 0.5e-3, 0.04)[None, None]
     fit = IvimModel(B18).fit(signal)
-    assert set(fit.maps()) == {"s0", "f", "d_mm2_s", "dstar_mm2_s", "residual"}
-    assert set(fit.maps()) <= set(MAP_UNITS)
+    assert set(fit.maps()) == {"ivim_s0", "f", "d_mm2_s", "dstar_mm2_s", "ivim_residual"} == set(MAP_NAMES)
+    assert all(v.dtype == np.float32 for v in fit.maps().values())
     np.testing.assert_allclose(fit.predict(), signal, rtol=1e-6)
     images = fit.to_images(np.eye(4))
-    assert images["d_mm2_s"].meta["Units"] == "mm^2/s" and images["f"].data.shape == (1, 1)
+    assert images["d_mm2_s"].meta["Units"] == map_spec("d_mm2_s").units == "mm2/s" and images["f"].data.shape == (1, 1)
 
 
 def test_bayesian_reports_posterior_sd_and_is_reproducible():
@@ -227,7 +228,7 @@ def test_bayesian_reports_posterior_sd_and_is_reproducible():
     a = IvimModel(B18, "bayesian", n_samples=600, n_burn=300, seed=1).fit(signal)
     b = IvimModel(B18, "bayesian", n_samples=600, n_burn=300, seed=1).fit(signal)
     np.testing.assert_array_equal(a.f, b.f)
-    assert {"f_sd", "d_mm2_s_sd", "dstar_mm2_s_sd", "s0_sd"} <= set(a.maps())
+    assert {"f_sd", "d_mm2_s_sd", "dstar_mm2_s_sd", "ivim_s0_sd"} <= set(a.maps())
     # posterior SD ~ the spread of estimates across noise realisations (CRLB: 0.0076 on f, 1.6e-5 on D)
     assert 0.004 < np.median(a.sd["f_sd"]) < 0.012
     assert 0.01e-3 < np.median(a.sd["d_mm2_s_sd"]) < 0.025e-3

@@ -68,7 +68,7 @@ def _check_exam_against_truth(out: Path, dataset: Path, exam: str) -> None:
         for level in LUMBAR_LEVELS:
             assert np.median(img.data[ph.level_mask(level)]) == pytest.approx(truth.loc[level, key], rel=1e-5)
         sidecar = json.loads((folder / f"{exam}_{suffix}.json").read_text())
-        assert sidecar["Units"] == {"pdff": "percent", "r2star": "Hz"}[suffix]
+        assert sidecar["Units"] == {"pdff": "%", "r2star": "1/s"}[suffix]
         hashed = {i["name"] for i in sidecar["Provenance"]["inputs"]}
         assert f"{exam}_{suffix}.nii.gz" in hashed
     t1w = load_nifti(folder / f"{exam}_T1w.nii.gz").data
@@ -142,15 +142,12 @@ def test_cohort_against_truth_with_one_corrupted_exam(corrupted_run):
     assert patients.loc[CORRUPT, "status"] == "failed" and (patients.drop(CORRUPT)["status"] == "done").all()
     vertebrae = pd.read_csv(out / "cohort_vertebrae.tsv", sep="\t")
     stages = pd.read_csv(out / "sub-001" / "sub-001_stages.tsv", sep="\t").set_index("stage")
-    if stages.loc["measure", "status"] == "done":  # the measurement layer has landed: check it against truth
-        truth = pd.read_csv(ds / "derivatives" / "phantom-truth" / "truth_patients.tsv", sep="\t").set_index("exam")
-        ok = patients.index[patients["status"] == "done"]
-        assert set(vertebrae["exam"]) == set(ok)
-        np.testing.assert_allclose(patients.loc[ok, "pdff_percent"], truth.loc[ok, "pdff_percent"], atol=1.5)
-        np.testing.assert_allclose(patients.loc[ok, "r2star_hz"], truth.loc[ok, "r2star_hz"], atol=6.0)
-    else:  # not built yet: reported, never faked; the table is empty but well-formed
-        assert stages.loc["measure", "status"] == "not_available"
-        assert vertebrae.empty and {"exam", "level", "map", "mean"} <= set(vertebrae.columns)
+    assert stages.loc["measure", "status"] == "done"
+    truth = pd.read_csv(ds / "derivatives" / "phantom-truth" / "truth_patients.tsv", sep="\t").set_index("exam")
+    ok = patients.index[patients["status"] == "done"]
+    assert set(vertebrae["exam"]) == set(ok)
+    np.testing.assert_allclose(patients.loc[ok, "pdff_percent"], truth.loc[ok, "pdff_percent"], atol=1.5)
+    np.testing.assert_allclose(patients.loc[ok, "r2star_hz"], truth.loc[ok, "r2star_hz"], atol=6.0)
 
     page = (out / "cohort_report.html").read_text()
     assert "Cohort summary" in page and CORRUPT in page and "http://" not in page and "https://" not in page
@@ -277,8 +274,6 @@ def test_megre_exams_through_the_cohort_match_truth(client, tmp_path):
     stages = {o.exam_id: pd.read_csv(tmp_path / "out" / o.exam_id / f"{o.exam_id}_stages.tsv", sep="\t")
               .set_index("stage") for o in result.outcomes}
     for exam, table in stages.items():
-        if table.loc["waterfat", "status"] == "not_available":
-            pytest.skip("water-fat stage not built")
         assert table.loc["waterfat", "status"] == "done", table
         ph, truth = _truth_phantom(ds, exam)
         for key, suffix, tol in (("pdff_percent", "pdff", 2.0), ("r2star_hz", "r2star", 10.0)):

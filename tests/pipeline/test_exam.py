@@ -34,7 +34,7 @@ def test_vendor_maps_exam_writes_outputs(tmp_path, phantom):
     back = load_nifti(folder / "sub-07_ses-1_pdff.nii.gz")
     np.testing.assert_allclose(back.data, phantom.maps["pdff_percent"].data, atol=1e-4)
     side = json.loads((folder / "sub-07_ses-1_pdff.json").read_text())
-    assert side["Units"] == "percent"
+    assert side["Units"] == "%"
     hashes = {i["name"] for i in side["Provenance"]["inputs"]}
     assert {"ff.nii.gz", "r2.nii.gz"} <= hashes
     exam = json.loads((folder / "sub-07_ses-1_exam.json").read_text())
@@ -71,16 +71,19 @@ def test_no_inputs_is_reported():
     assert not result.ok and "no input" in result.errors()[0]
 
 
-def test_unbuilt_stage_is_reported_not_faked(monkeypatch, phantom):
+def test_a_stage_whose_module_is_missing_fails_loudly(monkeypatch, phantom):
     import osteomri.pipeline.exam as exam_mod
     from osteomri.pipeline.stages import Stage
 
-    fake = Stage("future", lambda s: True, ("osteomri.does_not_exist",), lambda s, c: "never")
+    def run(spec, ctx):
+        import osteomri.does_not_exist  # noqa: F401
+
+    fake = Stage("future", lambda s: True, ("osteomri.does_not_exist",), run)
     monkeypatch.setattr(exam_mod, "STAGES", (*STAGES, fake))
     result = exam_mod.run_exam(ExamSpec("sub-06", t1w=synthesize_t1w(phantom)))
     rec = result.stage_table().set_index("stage").loc["future"]
-    assert rec["status"] == "not_available" and "not built" in rec["message"]
-    assert result.ok
+    assert rec["status"] == "failed" and "does_not_exist" in rec["message"]
+    assert not result.ok
 
 
 def test_vendor_dicom_pdff_series_enters_the_pipeline(tmp_path):
@@ -114,10 +117,12 @@ def test_ivim_stage_fits_only_signal_voxels_and_recovers_marrow(tmp_path, phanto
 
 
 def test_output_names_for_posterior_sd_maps():
-    from osteomri.pipeline.stages import output_spec
+    import osteomri.pipeline.stages  # noqa: F401 - registers the models' maps
+    from osteomri.models.registry import map_spec
 
-    assert output_spec("f_sd")[0] == "desc-sd_perfusionfraction"
-    assert output_spec("pdff_percent") == ("pdff", "percent", "proton-density fat fraction")
+    assert map_spec("f_sd").suffix == "desc-sd_perfusionfraction"
+    assert (map_spec("pdff_percent").suffix, map_spec("pdff_percent").units) == ("pdff", "%")
+    assert map_spec("r2star_hz").units == "1/s"
 
 
 def test_screening_stage_uses_the_l1_l5_mean():

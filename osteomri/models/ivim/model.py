@@ -22,6 +22,7 @@ b = 0 and normalisation: :mod:`osteomri.models.ivim.acquisition`.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -33,32 +34,23 @@ from osteomri.models.ivim.acquisition import Acquisition
 from osteomri.models.ivim.bounds import PARAMS, IvimBounds, make_bounds
 from osteomri.models.ivim.fitters import fit_bayesian, fit_full, segmented_with_starts
 from osteomri.models.ivim.signal import ivim_signal
+from osteomri.models.registry import MapSpec, finalise_maps, map_spec, register_maps
 
 METHODS = ("full", "segmented", "bayesian")
 
-MAP_UNITS: dict[str, str] = {
-    "s0": "same as the input signal",
-    "f": "fraction (0-1)",
-    "d_mm2_s": "mm^2/s",
-    "dstar_mm2_s": "mm^2/s",
-    "residual": "fraction of the b = 0 signal",
-    "s0_sd": "same as the input signal",
-    "f_sd": "fraction (0-1)",
-    "d_mm2_s_sd": "mm^2/s",
-    "dstar_mm2_s_sd": "mm^2/s",
-}
-
-MAP_DESCRIPTIONS: dict[str, str] = {
-    "s0": "IVIM signal at b = 0 (S0)",
-    "f": "IVIM perfusion fraction f",
-    "d_mm2_s": "IVIM tissue diffusion coefficient D",
-    "dstar_mm2_s": "IVIM pseudo-diffusion coefficient D*",
-    "residual": "root-mean-square fit residual over the (averaged) b-values, relative to the b = 0 signal",
-    "s0_sd": "posterior standard deviation of S0",
-    "f_sd": "posterior standard deviation of f",
-    "d_mm2_s_sd": "posterior standard deviation of D",
-    "dstar_mm2_s_sd": "posterior standard deviation of D*",
-}
+#: The maps of an IVIM fit, declared once (names = keys of :meth:`IvimFit.maps`; posterior SDs of
+#: ``method="bayesian"`` are ``<name>_sd``, see :func:`~osteomri.models.registry.map_spec`).
+MAP_SPECS = register_maps(
+    MapSpec("ivim_s0", "{a.u.}", "IVIM signal at b = 0 (S0), in the units of the input signal", "S0", "ivim",
+            (0.0, math.inf)),
+    MapSpec("f", "1", "IVIM perfusion fraction f", "perfusionfraction", "ivim", (0.0, 1.0)),
+    MapSpec("d_mm2_s", "mm2/s", "IVIM tissue diffusion coefficient D", "D", "ivim", (0.0, math.inf)),
+    MapSpec("dstar_mm2_s", "mm2/s", "IVIM pseudo-diffusion coefficient D*", "Dstar", "ivim", (0.0, math.inf)),
+    MapSpec("ivim_residual", "1", "root-mean-square IVIM fit residual over the (averaged) b-values, relative to "
+            "the b = 0 signal", "desc-ivim_residual", "ivim", (0.0, math.inf)),
+)
+MAP_NAMES = tuple(spec.name for spec in MAP_SPECS)
+_ATTRIBUTES = {"ivim_s0": "s0", "ivim_residual": "residual"}  # map name -> attribute, where they differ
 
 ProgressCallback = Callable[[int, int], None]
 
@@ -70,7 +62,7 @@ class IvimFit:
     Attributes: ``s0`` (input signal units), ``f`` (0-1), ``d_mm2_s`` and ``dstar_mm2_s`` (mm^2/s),
     ``residual`` (RMS residual relative to the reference, b = 0, signal; about 1/SNR for a good fit); for
     ``method="bayesian"`` also ``sd`` with the posterior standard deviations keyed like :meth:`maps`
-    (``s0_sd``, ``f_sd``, ...).
+    (``ivim_s0_sd``, ``f_sd``, ...). ``mask`` the fitted voxels, ``qc`` exam-level counts.
     """
 
     s0: np.ndarray
@@ -82,13 +74,24 @@ class IvimFit:
     bounds: IvimBounds
     bvalues_s_mm2: np.ndarray
     sd: dict[str, np.ndarray] = field(default_factory=dict)
+    mask: np.ndarray | None = None
+    qc: dict[str, Any] = field(default_factory=dict)
+    model: IvimModel | None = field(default=None, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        if self.mask is None:
+            self.mask = np.isfinite(np.asarray(self.f))
 
     def maps(self) -> dict[str, np.ndarray]:
-        """Named maps with units in their names: ``s0, f, d_mm2_s, dstar_mm2_s, residual`` (+ ``*_sd``)."""
-        out = {"s0": self.s0, "f": self.f, "d_mm2_s": self.d_mm2_s, "dstar_mm2_s": self.dstar_mm2_s,
-               "residual": self.residual}
-        out.update(self.sd)
-        return out
+        """The registered maps (:data:`MAP_NAMES`, + ``*_sd`` for ``bayesian``): float32, NaN outside
+        :attr:`mask`."""
+        maps = {k: getattr(self, _ATTRIBUTES.get(k, k)) for k in MAP_NAMES}
+        maps.update(self.sd)
+        return finalise_maps(maps, self.mask)
+
+    def parameters(self) -> dict[str, Any]:
+        """The fitted model's :meth:`IvimModel.parameters` (``{}`` for a fit built by hand)."""
+        return {} if self.model is None else self.model.parameters()
 
     def predict(self, bvalues_s_mm2: np.ndarray | None = None) -> np.ndarray:
         """Noise-free model signal ``[..., n_b]`` at ``bvalues_s_mm2`` (default: the fitted b-values)."""
@@ -96,12 +99,11 @@ class IvimFit:
         return ivim_signal(b, self.s0, self.f, self.d_mm2_s, self.dstar_mm2_s)
 
     def to_images(self, affine: np.ndarray, meta: Mapping[str, Any] | None = None) -> dict[str, Any]:
-        """``{name: Image}`` on the grid ``affine`` (``Units`` and ``Description`` set in each image's meta)."""
+        """``{name: Image}`` on the grid ``affine`` (``Units`` and ``Description`` from the map registry)."""
         from osteomri.io.image import Image
 
         base = dict(meta or {})
-        return {k: Image(v.astype(np.float32), affine, {**base, "Units": MAP_UNITS[k],
-                                                          "Description": MAP_DESCRIPTIONS[k]})
+        return {k: Image(v, affine, {**base, "Units": map_spec(k).units, "Description": map_spec(k).description})
                 for k, v in self.maps().items()}
 
 
@@ -172,13 +174,21 @@ class IvimModel:
         """The b-values (s/mm^2) after grouping repeats: the abscissa of the fit."""
         return self.acquisition.unique_s_mm2
 
+    @classmethod
+    def from_image(cls, image: Any, bvalues_s_mm2: Any = None, **options: Any) -> IvimModel:
+        """The model for a diffusion :class:`~osteomri.io.image.Image`: b-values as given (numbers or a
+        ``.bval``/``.json`` path), else from the image's metadata (``bvalues``/``DiffusionBValue``); the count
+        must match the image's last axis. ``options``: any other constructor argument."""
+        from osteomri.io.bvals import resolve_bvalues
+
+        return cls(resolve_bvalues(bvalues_s_mm2, image), **options)
+
     def parameters(self) -> dict[str, Any]:
-        """JSON-friendly description of the fit settings (for provenance)."""
-        return {"method": self.method, "bounds": self.bounds.as_dict(),
-                "b_threshold_s_mm2": self.b_threshold_s_mm2, "average": self.acquisition.average,
-                "bvalues_s_mm2": self.acquisition.bvalues_s_mm2.tolist(),
-                **({"n_samples": self.n_samples, "n_burn": self.n_burn, "seed": self.seed}
-                   if self.method == "bayesian" else {})}
+        """Every setting, JSON-able: ``IvimModel(**parameters())`` rebuilds this model."""
+        return {"bvalues_s_mm2": self.acquisition.bvalues_s_mm2.tolist(), "method": self.method,
+                "bounds": self.bounds.as_dict(), "b_threshold_s_mm2": self.b_threshold_s_mm2,
+                "average": self.acquisition.average, "chunk_size": self.chunk_size, "n_samples": self.n_samples,
+                "n_burn": self.n_burn, "seed": self.seed}
 
     def fit(
         self,
@@ -217,9 +227,12 @@ class IvimModel:
             if progress is not None:
                 progress(min(start + self.chunk_size, total), total)
         maps = {k: v.reshape(spatial) for k, v in out.items()}
-        sd = {k: maps[k] for k in names if k.endswith("_sd")}
+        sd = {("ivim_s0_sd" if k == "s0_sd" else k): maps[k] for k in names if k.endswith("_sd")}
+        fitted = np.isfinite(maps["f"])
         return IvimFit(maps["s0"], maps["f"], maps["d_mm2_s"], maps["dstar_mm2_s"], maps["residual"],
-                       self.method, self.bounds, self.bvalues_s_mm2.copy(), sd)
+                       self.method, self.bounds, self.bvalues_s_mm2.copy(), sd, mask=fitted,
+                       qc={"n_fitted_voxels": int(fitted.sum()), "n_masked_voxels": int(select.sum())},
+                       model=self)
 
     def _fit_normalised(self, y: np.ndarray, ref: np.ndarray) -> dict[str, np.ndarray]:
         b = self.acquisition.unique_s_mm2

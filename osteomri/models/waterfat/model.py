@@ -20,6 +20,7 @@ Magnitude input (real-valued) uses :mod:`.magnitude` instead of steps 1–4.
 from __future__ import annotations
 
 import itertools
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -27,6 +28,7 @@ import numpy as np
 from scipy import ndimage
 
 from osteomri.errors import InputError
+from osteomri.models.registry import MapSpec, finalise_maps, register_maps
 from osteomri.models.waterfat.bipolar import check_bipolar_echo_times, correct_bipolar_phase, estimate_bipolar_phase
 from osteomri.models.waterfat.fieldmap import (
     level_blocks,
@@ -36,9 +38,9 @@ from osteomri.models.waterfat.fieldmap import (
 )
 from osteomri.models.waterfat.magnitude import fit_magnitude
 from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimination
+from osteomri.models.waterfat.options import R2STAR_MAX_HZ, SolverOptions
 from osteomri.models.waterfat.signal import fat_basis, validate_echo_times
 from osteomri.models.waterfat.spectrum import FatSpectrum, get_fat_spectrum
-from osteomri.models.waterfat.t1bias import T1Correction
 
 if TYPE_CHECKING:
     from osteomri.io.image import Image
@@ -52,7 +54,22 @@ from osteomri.models.waterfat.varpro import (
     residual_curves,
 )
 
-MAP_NAMES = ("pdff_percent", "r2star_hz", "fieldmap_hz", "water", "fat", "residual")
+#: The maps of a water–fat fit, declared once (names = keys of :meth:`WaterFatFit.maps`).
+MAP_SPECS = register_maps(
+    MapSpec("pdff_percent", "%", "proton-density fat fraction (magnitude discrimination)", "pdff", "waterfat",
+            (0.0, 100.0), dicom_quantity=("129100", "DCM", "Proton density fat fraction")),
+    MapSpec("r2star_hz", "1/s", "transverse relaxation rate R2* common to water and fat", "r2star", "waterfat",
+            (0.0, R2STAR_MAX_HZ)),
+    MapSpec("fieldmap_hz", "Hz", "B0 off-resonance field map", "fieldmap", "waterfat"),
+    MapSpec("water", "{a.u.}", "water signal amplitude at TE = 0 (T1-corrected if requested)", "water",
+            "waterfat", (0.0, math.inf)),
+    MapSpec("fat", "{a.u.}", "fat signal amplitude at TE = 0 (T1-corrected if requested)", "fat", "waterfat",
+            (0.0, math.inf)),
+    MapSpec("waterfat_residual", "1", "root-mean-square water-fat fit residual relative to the rms signal",
+            "desc-waterfat_residual", "waterfat", (0.0, math.inf)),
+)
+MAP_NAMES = tuple(spec.name for spec in MAP_SPECS)
+_ATTRIBUTES = {"waterfat_residual": "residual"}  # map name -> attribute, where they differ
 
 
 @dataclass
@@ -63,6 +80,7 @@ class WaterFatFit:
     (Hz, unwrapped where the echo spacing made it periodic), ``water`` and ``fat`` magnitudes (signal units,
     T1-corrected when requested), ``residual`` the root-mean-square fit residual per echo relative to the
     voxel's root-mean-square signal (dimensionless, 0 = perfect fit), ``mask`` the fitted voxels.
+    The attributes hold 0 outside ``mask``; :meth:`maps` (the contract's form) NaN.
     ``qc`` holds exam-level metrics and ``swap_suspected`` the exam-level water–fat swap flag.
     """
 
@@ -76,22 +94,54 @@ class WaterFatFit:
     water_complex: np.ndarray | None = None
     fat_complex: np.ndarray | None = None
     qc: dict[str, Any] = field(default_factory=dict)
+    model: WaterFatModel | None = field(default=None, repr=False, compare=False)
 
     @property
     def swap_suspected(self) -> bool:
         return bool(self.qc.get("swap_suspected", False))
 
     def maps(self) -> dict[str, np.ndarray]:
-        """The named output maps (keys :data:`MAP_NAMES`), float32 arrays of the spatial shape."""
-        return {k: np.asarray(getattr(self, k), dtype=np.float32) for k in MAP_NAMES}
+        """The registered maps (:data:`MAP_NAMES`): float32, NaN outside :attr:`mask` (and the field map
+        everywhere for a magnitude-only fit, which measures none)."""
+        mask = np.asarray(self.mask, bool)
+        out = finalise_maps({k: getattr(self, _ATTRIBUTES.get(k, k)) for k in MAP_NAMES}, mask)
+        if self.qc.get("magnitude_only"):
+            out["fieldmap_hz"][:] = np.nan
+        return out
 
+    def parameters(self) -> dict[str, Any]:
+        """The fitted model's :meth:`WaterFatModel.parameters` (``{}`` for a fit built by hand)."""
+        return {} if self.model is None else self.model.parameters()
 
-MAP_UNITS = {"pdff_percent": "percent", "r2star_hz": "1/s", "fieldmap_hz": "Hz", "water": "a.u.",
-             "fat": "a.u.", "residual": "relative (rms residual / rms signal)"}
+    def predict(self) -> np.ndarray:
+        """Noise-free signal ``[..., n_echoes]`` of the fitted parameters in the input's convention and scale
+        (complex; the magnitude for a magnitude-only fit; after a bipolar correction, the corrected signal);
+        NaN outside :attr:`mask`."""
+        if self.model is None or self.water_complex is None or self.fat_complex is None:
+            raise InputError("predict() needs a fit made by WaterFatModel.fit")
+        m = self.model
+        water, fat = self.water_complex, self.fat_complex
+        if m.t1_correction is not None:  # the amplitudes hold proton densities; the signal is T1-weighted
+            water = water * m.t1_correction.weight(m.t1_correction.t1_water_s)
+            fat = fat * m.t1_correction.weight(m.t1_correction.t1_fat_s)
+        psi = np.nan_to_num(self.fieldmap_hz) if not self.qc.get("magnitude_only") else np.zeros(water.shape)
+        decay = np.exp((-self.r2star_hz[..., None] + 2j * np.pi * psi[..., None]) * m.te_s)
+        signal = (water[..., None] + fat[..., None] * m.fat_signal) * decay
+        if self.qc.get("magnitude_only"):
+            signal = np.abs(signal)
+        elif not self.qc.get("precession_clockwise", True):
+            signal = np.conj(signal)
+        signal[~np.asarray(self.mask, bool)] = np.nan
+        return signal
 
 
 class WaterFatModel:
     """Multi-echo gradient-echo water–fat model with multi-peak fat, common R2* and B0 off-resonance.
+
+    ``WaterFatModel(te_s, field_strength_t, *, fat_spectrum, precession_clockwise, options=SolverOptions(...))``;
+    the fields of :class:`~osteomri.models.waterfat.options.SolverOptions` may also be given as keywords
+    (``WaterFatModel(te, 3.0, regularisation=50)``), and :meth:`parameters` returns all of them, so
+    ``WaterFatModel(**model.parameters())`` rebuilds the same model (e.g. from a sidecar's provenance).
 
     Parameters
     ----------
@@ -106,34 +156,9 @@ class WaterFatModel:
         ``PrecessionIsClockwise = 1``); False conjugates the data first; ``"auto"`` picks the convention
         whose VARPRO residual is lower on the brightest voxels (:meth:`detect_precession`), for data whose
         convention is not recorded.
-    regularisation:
-        Smoothness weight of the field map, in noise units: a jump of one main fat shift between two
-        neighbours costs as much as ``regularisation`` times the noise variance in the data term (the
-        residual of a voxel is a chi-square times the noise variance, so the balance follows the SNR: a
-        maximum-a-posteriori weighting).
-    voxel_size_mm:
-        Voxel edge lengths; neighbours along thick axes are coupled less (weight ∝ 1/size^2).
-    fieldmap_step_hz, fieldmap_range_hz:
-        Grid step and half-range of the field-map search (defaults from the echo times).
-    r2star_max_hz:
-        Upper R2* bound (1/s).
-    smooth_fieldmap:
-        Smooth the refined field map (weighted local fit, ``smoothing_size_voxels``) and refit the amplitudes.
-    noise_energy_factor:
-        Voxels with signal whose summed echo energy is below this factor times the noise energy
-        (``n_echoes`` noise variances) hold no field-map information: the field-map search leaves them to
-        the smoothness term (they are still fitted). Noise alone exceeds 3 with p < 1e-3 at 5 or more echoes.
-    smoothing_misfit_limit:
-        A voxel keeps the smoothed field only while it raises the voxel's misfit by at most this many noise
-        variances (holding psi costs about 0.5 of one by chance; 9 is exceeded by chance with p ~ 2e-5).
-    t1_correction:
-        Optional :class:`T1Correction` (TR, flip angle, assumed T1s) applied to W and F before the PDFF.
-    signal_threshold:
-        Voxels whose rms signal is below this fraction of the 99th percentile are background (no fit).
-    bipolar_correction:
-        Bipolar (alternating) readout: estimate the even echoes' phase error (constant + linear ramp along
-        the readout axis, :mod:`.bipolar`; needs >= 4 uniformly spaced echoes) and remove it from complex
-        data before the separation; the estimate is stored in ``fit.qc["bipolar"]``.
+    options:
+        :class:`SolverOptions` or a dict of its fields (regularisation, voxel size, grids, R2* bound,
+        smoothing, T1 correction, signal threshold, bipolar correction; see there).
     """
 
     def __init__(
@@ -143,24 +168,12 @@ class WaterFatModel:
         fat_spectrum: str | FatSpectrum | dict = "ren_marrow",
         precession_clockwise: bool | str = True,
         *,
-        regularisation: float = 100.0,
-        voxel_size_mm: tuple[float, float, float] | None = None,
-        fieldmap_step_hz: float | None = None,
-        fieldmap_range_hz: float | None = None,
-        r2star_max_hz: float = 500.0,
-        n_r2star: int = 9,
-        smooth_fieldmap: bool = True,
-        demodulate: bool = True,
-        smoothing_size_voxels: int = 3,
-        smoothing_misfit_limit: float = 9.0,
-        noise_energy_factor: float = 3.0,
-        t1_correction: T1Correction | None = None,
-        signal_threshold: float = 0.05,
-        chunk_voxels: int = 16384,
-        bipolar_correction: bool = False,
+        options: SolverOptions | dict[str, Any] | None = None,
+        **option_overrides: Any,
     ) -> None:
+        self.options = opts = SolverOptions.build(options, **option_overrides)
         self.te_s = validate_echo_times(te_s, min_echoes=3)
-        self.bipolar_correction = bool(bipolar_correction)
+        self.bipolar_correction = bool(opts.bipolar_correction)
         if self.bipolar_correction:
             check_bipolar_echo_times(self.te_s)
         self.field_strength_t = float(field_strength_t)
@@ -173,20 +186,20 @@ class WaterFatModel:
             self.precession_clockwise: bool | str = "auto"
         else:
             self.precession_clockwise = bool(precession_clockwise)
-        self.regularisation = float(regularisation)
-        self.voxel_size_mm = np.ones(3) if voxel_size_mm is None else np.asarray(voxel_size_mm, float)
-        self.r2star_max_hz = float(r2star_max_hz)
-        self.smooth_fieldmap = bool(smooth_fieldmap)
-        self.demodulate = bool(demodulate)
-        self.smoothing_size_voxels = int(smoothing_size_voxels)
-        self.smoothing_misfit_limit = float(smoothing_misfit_limit)
-        self.noise_energy_factor = float(noise_energy_factor)
-        self.t1_correction = t1_correction
-        self.signal_threshold = float(signal_threshold)
-        self.chunk_voxels = int(chunk_voxels)
+        self.regularisation = float(opts.regularisation)
+        self.voxel_size_mm = np.ones(3) if opts.voxel_size_mm is None else np.asarray(opts.voxel_size_mm, float)
+        self.r2star_max_hz = float(opts.r2star_max_hz)
+        self.smooth_fieldmap = bool(opts.smooth_fieldmap)
+        self.demodulate = bool(opts.demodulate)
+        self.smoothing_size_voxels = int(opts.smoothing_size_voxels)
+        self.smoothing_misfit_limit = float(opts.smoothing_misfit_limit)
+        self.noise_energy_factor = float(opts.noise_energy_factor)
+        self.t1_correction = opts.t1_correction
+        self.signal_threshold = float(opts.signal_threshold)
+        self.chunk_voxels = int(opts.chunk_voxels)
         self.fat_signal = fat_basis(self.te_s, self.field_strength_t, self.spectrum)
-        self.grid: FieldGrid = make_field_grid(self.te_s, fieldmap_step_hz, fieldmap_range_hz)
-        self.r2_grid = make_r2star_grid(self.r2star_max_hz, n_r2star)
+        self.grid: FieldGrid = make_field_grid(self.te_s, opts.fieldmap_step_hz, opts.fieldmap_range_hz)
+        self.r2_grid = make_r2star_grid(0.5 * self.r2star_max_hz, opts.n_r2star)
         self._weights: np.ndarray | None = None
         freqs = self.spectrum.frequencies_hz(self.field_strength_t)
         self.fat_shift_hz = float(freqs[int(np.argmax(self.spectrum.amplitudes))])
@@ -197,7 +210,8 @@ class WaterFatModel:
 
         Echo times, field strength and voxel size come from the image; the precession convention from its
         ``PrecessionIsClockwise`` when the input records it, else ``"auto"`` (also when a reader marks the
-        value ``PrecessionIsClockwiseAssumed``). ``options`` (any constructor argument) override these.
+        value ``PrecessionIsClockwiseAssumed``). ``options`` (any constructor argument or
+        :class:`SolverOptions` field) override these.
         """
         meta = image.meta
         recorded = "PrecessionIsClockwise" in meta and not meta.get("PrecessionIsClockwiseAssumed")
@@ -210,16 +224,14 @@ class WaterFatModel:
 
     # ------------------------------------------------------------------ parameters for provenance
     def parameters(self) -> dict[str, Any]:
+        """Every setting, JSON-able: ``WaterFatModel(**parameters())`` rebuilds this model."""
         return {
-            "echo_times_s": self.te_s.tolist(), "field_strength_t": self.field_strength_t,
+            "te_s": self.te_s.tolist(), "field_strength_t": self.field_strength_t,
             "fat_spectrum": {"name": self.spectrum.name, "ppm": list(self.spectrum.ppm),
-                             "relative_amplitudes": list(self.spectrum.relative_amplitudes)},
-            "precession_clockwise": self.precession_clockwise, "regularisation": self.regularisation,
-            "fieldmap_grid_hz": [float(self.grid.values_hz[0]), float(self.grid.values_hz[-1]),
-                                 self.grid.step_hz], "fieldmap_grid_circular": self.grid.circular,
-            "r2star_max_hz": self.r2star_max_hz, "smooth_fieldmap": self.smooth_fieldmap,
-            "t1_correction": None if self.t1_correction is None else vars(self.t1_correction),
-            "bipolar_correction": self.bipolar_correction,
+                             "relative_amplitudes": list(self.spectrum.relative_amplitudes),
+                             "water_ppm": self.spectrum.water_ppm},
+            "precession_clockwise": self.precession_clockwise,
+            **self.options.as_dict(),
         }
 
     # ------------------------------------------------------------------ input checks
@@ -288,7 +300,7 @@ class WaterFatModel:
             qc["bipolar"] = error.as_dict()
         if magnitude_only:
             res = fit_magnitude(np.abs(flat[index]), self.te_s, self.fat_signal, shape3, index,
-                                r2star_max_hz=2 * self.r2star_max_hz)
+                                r2star_max_hz=self.r2star_max_hz)
             water, fat = res["water"].astype(complex), res["fat"].astype(complex)
             psi_full = np.zeros(flat.shape[0])
             r2, cost = res["r2star_hz"], res["residual"]
@@ -297,7 +309,7 @@ class WaterFatModel:
                 psi0 = np.broadcast_to(np.asarray(fieldmap_hz, float).reshape(shape3), shape3).ravel()[index]
                 r2_0 = self._r2_start(flat[index], psi0)
                 res = fit_complex(flat[index], self.te_s, self.fat_signal, psi0, r2_0, fix_psi=True,
-                                  r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+                                  r2star_bounds_hz=(0.0, self.r2star_max_hz))
                 psi_full = np.zeros(flat.shape[0])
                 psi_full[index] = psi0
             else:
@@ -320,7 +332,7 @@ class WaterFatModel:
             pdff_percent=full(pdff), r2star_hz=full(r2),
             fieldmap_hz=psi_full.reshape(spatial) if not magnitude_only else np.zeros(spatial),
             water=np.abs(wc), fat=np.abs(fc), residual=full(rel_res), mask=fit_mask.reshape(spatial),
-            water_complex=wc, fat_complex=fc, qc=qc,
+            water_complex=wc, fat_complex=fc, qc=qc, model=self,
         )
         if not magnitude_only:
             self._quality(fit, shape3, fit_mask, rel_res)
@@ -407,7 +419,7 @@ class WaterFatModel:
         fit_sig = flat[index]
         r2_0 = self.r2_grid[best_r2star_index(fit_sig, self._weights_cache(), self.r2_grid.size, lab[index])]
         res = fit_complex(fit_sig, self.te_s, self.fat_signal, psi_grid[index], r2_0,
-                          psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+                          psi_halfwidth_hz=grid.step_hz, r2star_bounds_hz=(0.0, self.r2star_max_hz))
         # unwrap the (smooth, everywhere defined) label field first, then add the local refinement; with a
         # prior only the deviation from it is unwrapped, whose wraps remain only where the field leaves the
         # prior by half a period (unwrapping the whole field can leave patches a period off, and the
@@ -429,7 +441,7 @@ class WaterFatModel:
                                             self.smoothing_size_voxels, at=index,
                                             period_hz=grid.period_hz if grid.circular else None).ravel()
             smoothed = fit_complex(fit_sig, self.te_s, self.fat_signal, smooth[index], res["r2star_hz"],
-                                   fix_psi=True, r2star_bounds_hz=(0.0, 2 * self.r2star_max_hz))
+                                   fix_psi=True, r2star_bounds_hz=(0.0, self.r2star_max_hz))
             # keep the smoothed field where the voxel's data allow it: holding psi costs about half a noise
             # variance of misfit (a chi-square of one degree of freedom); far more (strong curvature, a
             # window across an edge) would bias PDFF, so those voxels keep their own refined field

@@ -76,7 +76,7 @@ def make_field_grid(te_s: np.ndarray, step_hz: float | None = None, range_hz: fl
     return FieldGrid(np.arange(n) * (2 * half / n) - half, 2 * half, False)
 
 
-def make_r2star_grid(r2star_max_hz: float = 400.0, n: int = 9) -> np.ndarray:
+def make_r2star_grid(r2star_max_hz: float = 500.0, n: int = 9) -> np.ndarray:
     """R2* candidates (1/s) for the residual grid, denser at low R2*."""
     return r2star_max_hz * np.linspace(0.0, 1.0, n) ** 1.5
 
