@@ -20,5 +20,8 @@ class UnknownLabelError(InputError):
     """A label preset, label value or vertebral level that is not known."""
 
 
-class StageNotAvailable(OsteoMRIError):
-    """A pipeline stage that applies to an exam but is not implemented (reported, never faked)."""
+class InputWarning(UserWarning):
+    """Input accepted, but with an assumption the user should know of (e.g. a voxel size a file lacks).
+
+    The CLI prints each as one ``warning:`` line on stderr.
+    """

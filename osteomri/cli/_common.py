@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
+from pathlib import Path
 
 from rich.console import Console
 from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -27,3 +29,26 @@ def stage_progress(total: int, description: str = "exam"):
                 progress.advance(task)
 
         yield callback
+
+
+_EXAM_PREFIX = re.compile(r"^(sub-[A-Za-z0-9]+(?:_ses-[A-Za-z0-9]+)?)(?:_|\.|$)")
+
+
+def exam_id_for(path: Path, given: str | None) -> str:
+    """The exam id: as given, else the ``sub-XX[_ses-YY]`` prefix of the input's file name, else ``sub-01``."""
+    if given:
+        return given
+    match = _EXAM_PREFIX.match(path.name)
+    return match.group(1) if match else "sub-01"
+
+
+def run_single_stage(spec, out: Path, label: str) -> None:
+    """Run the exam pipeline restricted to ``spec.stages`` (strict: an input error is one line, nothing is
+    written), then print the stage messages and where the outputs are."""
+    from osteomri.pipeline.exam import run_exam
+
+    with stage_progress(len(spec.stages), label) as cb:
+        result = run_exam(spec, out_dir=out, progress=cb, strict=True)
+    for record in result.stages:
+        console.print(f"{record.stage}: {record.message} ({record.seconds:.1f} s)", highlight=False)
+    console.print(f"maps in {out / spec.relative_dir()}", highlight=False)

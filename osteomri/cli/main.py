@@ -11,12 +11,13 @@ from __future__ import annotations
 import importlib
 import importlib.util
 import sys
+import warnings
 
 import typer
 from rich.console import Console
 
 from osteomri._version import __version__
-from osteomri.errors import OsteoMRIError
+from osteomri.errors import InputWarning, OsteoMRIError
 
 COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort")
 
@@ -26,6 +27,7 @@ app = typer.Typer(
     no_args_is_help=True,
     add_completion=False,
     pretty_exceptions_enable=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 err_console = Console(stderr=True)
 
@@ -50,12 +52,23 @@ for _name in COMMAND_MODULES:
         importlib.import_module(f"osteomri.cli.{_name}").register(app)
 
 
+def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
+    """Warnings on purpose (:class:`InputWarning`) as one line; others as Python prints them."""
+    if issubclass(category, InputWarning):
+        err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
+    else:
+        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point. Returns the exit code (also used by tests with an explicit ``argv``)."""
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="osteomri", standalone_mode=True)
+        with warnings.catch_warnings():
+            warnings.simplefilter("always", InputWarning)
+            warnings.showwarning = _one_line_warning
+            app(args=args, prog_name="osteomri", standalone_mode=True)
     except SystemExit as exc:  # typer/click report usage errors and --version this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (OsteoMRIError, FileNotFoundError, PermissionError) as exc:

@@ -1,26 +1,15 @@
-"""``osteomri waterfat``: PDFF, R2*, field map, water, fat and residual maps from multi-echo GRE data."""
+"""``osteomri waterfat``: the exam pipeline's water–fat stage alone (same files and sidecars as ``exam``)."""
 
 from __future__ import annotations
 
-import time
 from pathlib import Path
 
-import numpy as np
 import typer
-from rich.console import Console
 
-from osteomri.errors import InputError, MetadataError
+from osteomri.cli._common import exam_id_for, run_single_stage
+from osteomri.errors import InputError
 
-console = Console()
-
-DESCRIPTIONS = {
-    "pdff_percent": ("pdff", "Proton-density fat fraction (magnitude discrimination)"),
-    "r2star_hz": ("r2star", "R2* (common to water and fat)"),
-    "fieldmap_hz": ("fieldmap", "B0 off-resonance field map"),
-    "water": ("water", "Water signal amplitude (T1-corrected if requested)"),
-    "fat": ("fat", "Fat signal amplitude (T1-corrected if requested)"),
-    "residual": ("residual", "Root-mean-square fit residual relative to the rms signal"),
-}
+PRECESSION = {"meta": None, "auto": "auto", "clockwise": True, "counterclockwise": False}
 
 
 def register(app: typer.Typer) -> None:
@@ -29,7 +18,11 @@ def register(app: typer.Typer) -> None:
 
 def waterfat(
     input: Path = typer.Argument(..., help="Multi-echo data: NIfTI (+ JSON sidecar), DICOM folder or toolbox .mat"),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; maps go to OUT/sub-XX[/ses-YY]/"),
+    exam_id: str = typer.Option(None, "--exam-id", help="sub-<label>[_ses-<label>] (default: from the file name)"),
+    exam: str = typer.Option(None, "--exam", hidden=True),
+    series: list[str] = typer.Option([], "--series", help="DICOM SeriesInstanceUID to read (repeatable: "
+                                     "magnitude and phase series are pooled)"),
     fat_spectrum: str = typer.Option("ren_marrow", help="ren_marrow | hamilton_liver | ismrm_6peak"),
     precession: str = typer.Option("meta", help="meta (from the input; auto when not recorded) | auto | "
                                                 "clockwise | counterclockwise"),
@@ -43,46 +36,22 @@ def waterfat(
     bipolar: bool = typer.Option(False, "--bipolar", help="Bipolar readout: estimate and remove the even echoes' "
                                                           "phase error (>= 4 uniformly spaced echoes)"),
 ) -> None:
-    """Separate water and fat; write pdff.nii.gz (%), r2star.nii.gz (1/s), fieldmap.nii.gz (Hz), water, fat,
-    residual, each with a JSON sidecar (units, description, parameters, provenance)."""
-    from osteomri.io.image import Image
-    from osteomri.io.loader import load_image
-    from osteomri.io.nifti import save_nifti
-    from osteomri.io.provenance import provenance
-    from osteomri.waterfat import MAP_UNITS, T1Correction, WaterFatModel
+    """Separate water and fat: <exam>_pdff (%), _r2star (1/s), _fieldmap (Hz), _water, _fat,
+    _desc-waterfat_residual, each NIfTI with a JSON sidecar (units, model parameters, QC, provenance)."""
+    from osteomri.pipeline.spec import ExamSpec
 
-    img = load_image(input)
-    if echo_times_ms:
-        img.meta["EchoTime"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
-    if field_strength > 0:
-        img.meta["MagneticFieldStrength"] = field_strength
-    img.require("EchoTime", "MagneticFieldStrength")
-    conventions = {"meta": None, "auto": "auto", "clockwise": True, "counterclockwise": False}
-    if precession not in conventions:
+    if precession not in PRECESSION:
         raise InputError(f"--precession must be meta, auto, clockwise or counterclockwise, got {precession!r}")
-    override = {} if precession == "meta" else {"precession_clockwise": conventions[precession]}
-    t1 = None
+    opts: dict = {"fat_spectrum": fat_spectrum, "regularisation": regularisation, "bipolar_correction": bipolar,
+                  "magnitude": magnitude}
+    if precession != "meta":
+        opts["precession_clockwise"] = PRECESSION[precession]
+    if echo_times_ms:
+        opts["echo_times_s"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
+    if field_strength > 0:
+        opts["field_strength_t"] = field_strength
     if t1_correction:
-        if img.meta.get("RepetitionTime") is None or img.meta.get("FlipAngle") is None:
-            raise MetadataError("--t1-correction needs RepetitionTime and FlipAngle in the input metadata")
-        t1 = T1Correction(float(img.meta["RepetitionTime"]), float(img.meta["FlipAngle"]), t1_water_s, t1_fat_s)
-    # from_image also checks the echo count
-    model = WaterFatModel.from_image(img, fat_spectrum=fat_spectrum, regularisation=regularisation,
-                                     t1_correction=t1, bipolar_correction=bipolar, **override)
-    data = img.data
-    if data.ndim != 4:
-        raise InputError(f"expected multi-echo data [x, y, z, echo], got shape {data.shape}")
-    if magnitude:
-        data = np.abs(data)
-    t0 = time.perf_counter()
-    fit = model.fit(data)
-    elapsed = time.perf_counter() - t0
-    prov = provenance("osteomri waterfat", {**model.parameters(), "qc": fit.qc}, [input] if input.exists() else [])
-    out.mkdir(parents=True, exist_ok=True)
-    maps = fit.maps()
-    for key, (name, desc) in DESCRIPTIONS.items():
-        save_nifti(Image(maps[key].reshape(data.shape[:3]), img.affine), out / f"{name}.nii.gz",
-                   sidecar={"Units": MAP_UNITS[key], "Description": desc, "SwapSuspected": fit.swap_suspected,
-                            "Provenance": prov})
-    flag = "[bold red]water-fat swap suspected[/]" if fit.swap_suspected else "no swap detected"
-    console.print(f"waterfat: {int(fit.mask.sum())} voxels in {elapsed:.1f} s; {flag}; maps in {out}")
+        opts["t1_correction"] = {"t1_water_s": t1_water_s, "t1_fat_s": t1_fat_s}
+    spec = ExamSpec(exam_id_for(input, exam_id or exam), megre=input, options={"waterfat": opts},
+                    stages=("waterfat",), series={"megre": series} if series else {})
+    run_single_stage(spec, out, "waterfat")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 from osteomri.errors import InputError
@@ -12,8 +13,11 @@ from osteomri.io.nifti import is_nifti, load_complex_pair, load_nifti
 PathOrImage = str | os.PathLike | Image
 
 
-def load_image(source: PathOrImage) -> Image:
+def load_image(source: PathOrImage, *, series_uid: str | Sequence[str] | None = None) -> Image:
     """Load ``source`` by its kind; an :class:`Image` is returned unchanged.
+
+    ``series_uid`` (DICOM only): the series to read from a folder holding several (a list pools them, e.g. a
+    magnitude and a phase series).
 
     - ``*.nii`` / ``*.nii.gz``: NIfTI with its JSON sidecar; a BIDS ``part-mag`` (or ``part-real``) file whose
       ``part-phase`` (``part-imag``) sibling exists is combined with it into complex data;
@@ -38,7 +42,7 @@ def load_image(source: PathOrImage) -> Image:
     if is_dicom_source(path):
         from osteomri.io.dicom import load_dicom_series
 
-        return load_dicom_series(path)
+        return load_dicom_series(path, series_uid=series_uid)
     raise InputError(f"unsupported input {path.name}: expected .nii/.nii.gz, .mat or a DICOM folder")
 
 

@@ -19,12 +19,13 @@ Multi-coil toolbox data is combined by a phase-preserving sum (coils are expecte
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from osteomri.errors import InputError, MetadataError
+from osteomri.errors import InputError, InputWarning, MetadataError
 from osteomri.io.image import Image
 
 
@@ -125,6 +126,10 @@ def load_toolbox_mat(path: str | os.PathLike, voxel_size_mm: tuple[float, float,
     if not np.iscomplexobj(images):
         images = images.astype(np.float32)
     meta.update({"EchoTime": te, "MagneticFieldStrength": b0, "PrecessionIsClockwise": bool(clockwise)})
+    if voxel_size_mm is None:
+        meta["VoxelSizeAssumed"] = True
+        warnings.warn(f"{path.name} stores no geometry: 1 mm isotropic voxels and an identity orientation are "
+                      "assumed (the field-map smoothness and any ROI in mm depend on it)", InputWarning, stacklevel=2)
     return Image(images, _affine(voxel_size_mm), meta)
 
 

@@ -25,13 +25,15 @@ def run_exam(
     out_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     input_digests: dict[str, dict[str, str]] | None = None,
+    strict: bool = False,
 ) -> ExamResult:
     """Run every applicable stage for ``spec``; write outputs below ``out_dir`` if given.
 
     ``progress(stage, status)`` is called before and after each stage (for progress bars).
     ``input_digests``: :meth:`ExamSpec.input_digests` when the caller already computed it (not hashed again).
     Any exception in a stage is recorded as that stage's failure (messages without input folders); the
-    other stages go on.
+    other stages go on. ``strict`` (the single-purpose commands): a stage's error propagates instead and
+    nothing is written.
     """
     result = ExamResult(exam_id=spec.exam_id, clinical=dict(spec.clinical))
     ctx = ExamContext(spec=spec, result=result, images={})
@@ -42,7 +44,7 @@ def run_exam(
             progress(record.stage, record.status)
 
     for stage in STAGES:
-        if not stage.applies(spec):
+        if not stage.applies(spec) or (spec.stages is not None and stage.name not in spec.stages):
             continue
         if unmet := stage.unmet_needs({r.stage for r in result.stages if r.status == "done"}):
             log(StageRecord(stage.name, "skipped", f"needs {'; '.join(unmet)}, which did not succeed"))
@@ -53,6 +55,8 @@ def run_exam(
         try:
             record = StageRecord(stage.name, "done", stage.run(spec, ctx))
         except Exception as exc:  # noqa: BLE001 - one stage's failure, whatever it is, must not lose the exam
+            if strict:
+                raise
             kind = "" if isinstance(exc, OsteoMRIError) else f"{type(exc).__name__}: "
             record = StageRecord(stage.name, "failed", spec.scrub_paths(f"{kind}{exc}"))
         record.seconds = round(time.perf_counter() - t0, 3)
@@ -60,7 +64,8 @@ def run_exam(
     if not result.stages:
         result.stages.append(StageRecord("inputs", "failed", "the exam names no input image"))
     result.provenance = provenance(
-        "run_exam", parameters={"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options})
+        "run_exam", parameters={"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options,
+                     "stages": list(spec.stages) if spec.stages is not None else "all"})
     result.provenance["inputs"] = list((input_digests or spec.input_digests()).values())
     if out_dir is not None:
         from osteomri.pipeline.outputs import write_exam_outputs

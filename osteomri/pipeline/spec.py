@@ -47,6 +47,12 @@ class ExamSpec:
     reference_values:
         Known per-level values (e.g. phantom truth, columns ``level`` + map names) shown beside the
         measurements in the report.
+    stages:
+        Run only these stages (by name; None: every stage that applies). The single-purpose commands
+        (``osteomri waterfat``, ``ivim``) are the exam pipeline restricted to their stage.
+    series:
+        DICOM ``SeriesInstanceUID`` s to read per input name (``{"megre": [magnitude_uid, phase_uid]}``) when
+        an input folder holds several series.
     """
 
     exam_id: str
@@ -62,6 +68,8 @@ class ExamSpec:
     clinical: dict[str, Any] = field(default_factory=dict)
     options: dict[str, dict[str, Any]] = field(default_factory=dict)
     reference_values: pd.DataFrame | None = None
+    stages: tuple[str, ...] | None = None
+    series: dict[str, list[str]] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _EXAM_ID.match(self.exam_id):

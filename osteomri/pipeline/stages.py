@@ -8,7 +8,6 @@ the shared context. Map names, units and file names come from the map registry
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -22,16 +21,8 @@ from osteomri.models import ivim as _ivim  # noqa: F401 - each model module regi
 from osteomri.models import t1w as _t1w  # noqa: F401
 from osteomri.models import waterfat as _waterfat  # noqa: F401
 from osteomri.models.registry import map_spec
+from osteomri.pipeline.model_stages import check_finite, run_ivim, run_waterfat
 from osteomri.pipeline.spec import ExamResult, ExamSpec
-
-
-def signal_mask(reference: np.ndarray, fraction_of_p99: float = 0.05) -> np.ndarray:
-    """Voxels whose reference (lowest-b) signal exceeds ``fraction_of_p99`` of its 99th percentile (not air)."""
-    ref = np.abs(np.nan_to_num(np.asarray(reference, dtype=float)))
-    if not (ref > 0).any():
-        raise InputError("reference image has no signal (all zero or NaN)")
-    return ref > fraction_of_p99 * np.percentile(ref[ref > 0], 99)
-
 
 # Maps that the measurement layer summarises per vertebra, and those shown with their ROIs outlined.
 MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s")
@@ -47,9 +38,9 @@ class ExamContext:
     images: dict[str, Image]
 
     def input(self, name: str) -> Image:
-        """Load (once) the input ``name`` of the spec."""
+        """Load (once) the input ``name`` of the spec (the DICOM series of ``spec.series[name]`` if given)."""
         if name not in self.images:
-            self.images[name] = load_image(getattr(self.spec, name))
+            self.images[name] = load_image(getattr(self.spec, name), series_uid=self.spec.series.get(name))
         return self.images[name]
 
 
@@ -70,36 +61,6 @@ def _opts(spec: ExamSpec, stage: str) -> dict[str, Any]:
     return dict(spec.options.get(stage, {}))
 
 
-def _check_finite(image: Image, what: str) -> None:
-    if not np.isfinite(image.data).any():
-        raise InputError(f"{what} has no finite values (NaN-only data)")
-
-
-def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.models.waterfat import WaterFatModel
-
-    img = ctx.input("megre")
-    _check_finite(img, "MEGRE")
-    if img.data.ndim != 4:
-        raise InputError(f"MEGRE must be 4-D (x, y, z, echo), got shape {img.data.shape}")
-    model = WaterFatModel.from_image(img, **_opts(spec, "waterfat"))
-    fit = model.fit(img.data)
-    _store_maps(ctx, img, fit.maps(), drop_meta=("EchoTime",))
-    ctx.result.qc.update({f"waterfat_{k}": v for k, v in fit.qc.items()})
-    ctx.result.parameters["waterfat"] = fit.parameters()
-    return f"{model.te_s.size} echoes at {model.field_strength_t:g} T"
-
-
-def _store_maps(ctx: ExamContext, source: Image, maps: dict[str, np.ndarray], drop_meta: tuple[str, ...]) -> None:
-    """Put a fit's maps (registry names) into the result on the grid of ``source``; acquisition keys that no
-    longer describe the map (echo times, b-values) are dropped."""
-    for key, arr in maps.items():
-        image = source.with_data(np.asarray(arr), Units=map_spec(key).units)
-        for name in drop_meta:
-            image.meta.pop(name, None)
-        ctx.result.maps[key] = image
-
-
 def _vendor_map(source: object, quantity: str) -> Image:
     from osteomri.io.dicom_vendor import load_vendor_map
 
@@ -112,7 +73,7 @@ def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
         if getattr(spec, name) is None:
             continue
         img = _vendor_map(getattr(spec, name), name) if is_dicom_source(getattr(spec, name)) else ctx.input(name)
-        _check_finite(img, f"{name} map")
+        check_finite(img, f"{name} map")
         data = np.asarray(img.data, dtype=float)
         units = str(img.meta.get("Units", "")).lower()
         if key == "pdff_percent":
@@ -130,34 +91,10 @@ def run_vendor_maps(spec: ExamSpec, ctx: ExamContext) -> str:
 
 def run_t1w(spec: ExamSpec, ctx: ExamContext) -> str:
     img = ctx.input("t1w")
-    _check_finite(img, "T1w image")
+    check_finite(img, "T1w image")
     data = img.data if img.data.ndim == 3 else img.data[..., 0]
     ctx.result.maps["t1w_signal"] = img.with_data(np.asarray(data, dtype=float), Units=map_spec("t1w_signal").units)
     return "T1-weighted image loaded"
-
-
-def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.models.ivim import IvimModel
-
-    img = ctx.input("dwi")
-    _check_finite(img, "DWI")
-    bvals = _bvalues(spec, img)
-    opts = _opts(spec, "ivim")
-    mask = signal_mask(img.data[..., int(np.argmin(bvals))])
-    fit = IvimModel(bvals, **opts).fit(img.data, mask=mask)
-    _store_maps(ctx, img, fit.maps(), drop_meta=("bvalues",))
-    ctx.result.parameters["ivim"] = fit.parameters()
-    ctx.result.qc.update({f"ivim_{k}": v for k, v in fit.qc.items()})
-    return f"{len(bvals)} b-values, method {opts.get('method', 'default')}, {int(mask.sum())} voxels"
-
-
-def _bvalues(spec: ExamSpec, dwi: Image) -> np.ndarray:
-    """b-values (s/mm^2): as given (numbers, .bval/.json file), else beside the DWI file or in its sidecar."""
-    from osteomri.io.bvals import find_bvals, resolve_bvalues
-
-    if spec.bvals is None and isinstance(spec.dwi, (str, os.PathLike)):
-        return resolve_bvalues(find_bvals(spec.dwi, None, dwi.meta)[0], dwi)
-    return resolve_bvalues(spec.bvals, dwi)
 
 
 def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:

@@ -35,6 +35,7 @@ def test_ivim_cli_writes_maps_with_sidecars(tmp_path, capsys):
     rc = main(["ivim", str(dwi), "--bvals", str(tmp_path / "sub-01_dwi.bval"), "--out", str(out)])
     captured = capsys.readouterr()
     assert rc == 0, captured.err
+    out = out / "sub-01"  # the exam pipeline's layout: OUT/sub-XX/sub-XX_<suffix>.nii.gz
     for suffix in ("S0", "perfusionfraction", "D", "Dstar", "desc-ivim_residual"):
         assert (out / f"sub-01_{suffix}.nii.gz").exists(), suffix
     img = nib.load(out / "sub-01_perfusionfraction.nii.gz")
@@ -45,10 +46,9 @@ def test_ivim_cli_writes_maps_with_sidecars(tmp_path, capsys):
     d = np.asarray(nib.load(out / "sub-01_D.nii.gz").dataobj)
     assert abs(np.nanmedian(d) - 0.43e-3) < 0.03e-3
     side = json.loads((out / "sub-01_D.json").read_text())
-    assert side["Units"] == "mm^2/s" and side["Method"] == "full"
-    assert side["Provenance"]["command"] == "osteomri ivim"
+    assert side["Units"] == "mm2/s" and side["ModelParameters"]["method"] == "full"
     assert side["Provenance"]["inputs"][0]["name"] == "sub-01_dwi.nii.gz"
-    assert side["Bounds"]["f"] == [0.0, 1.0]
+    assert side["ModelParameters"]["bounds"]["f"] == [0.0, 1.0]
     assert "bvalues" not in side
     assert "voxels fitted" in captured.out
 
@@ -62,25 +62,26 @@ def test_ivim_cli_mask_method_bounds_and_sidecar_bvalues(tmp_path, capsys):
     rc = main(["ivim", str(dwi), "--out", str(out), "--method", "segmented", "--mask", str(tmp_path / "mask.nii.gz"),
                "--bound", "f=0.2,0.25"])
     assert rc == 0, capsys.readouterr().err
-    f = np.asarray(nib.load(out / "sub-01_perfusionfraction.nii.gz").dataobj)
+    f = np.asarray(nib.load(out / "sub-01" / "sub-01_perfusionfraction.nii.gz").dataobj)
     assert np.isfinite(f).sum() == 9 and np.isnan(f[mask == 0]).all()
     assert np.nanmin(f) >= 0.2 - 1e-6 and np.nanmax(f) <= 0.25 + 1e-6
-    side = json.loads((out / "sub-01_perfusionfraction.json").read_text())
-    assert side["Method"] == "segmented" and side["Provenance"]["parameters"]["bvalues_source"] == "sub-01_dwi.json"
+    side = json.loads((out / "sub-01" / "sub-01_perfusionfraction.json").read_text())
+    assert side["ModelParameters"]["method"] == "segmented"
+    assert side["ModelParameters"]["bvalues_s_mm2"] == B.tolist()  # from the DWI's sidecar
 
 
 def test_ivim_cli_bayesian_writes_sd_maps(tmp_path, capsys):
     dwi, _ = _dwi(tmp_path, shape=(3, 2, 1))
     out = tmp_path / "out"
     assert main(["ivim", str(dwi), "--out", str(out), "--method", "bayesian"]) == 0, capsys.readouterr().err
-    assert (out / "sub-01_desc-sd_D.nii.gz").exists()
-    assert json.loads((out / "sub-01_desc-sd_D.json").read_text())["Units"] == "mm^2/s"
+    assert (out / "sub-01" / "sub-01_desc-sd_D.nii.gz").exists()
+    assert json.loads((out / "sub-01" / "sub-01_desc-sd_D.json").read_text())["Units"] == "mm2/s"
 
 
 @pytest.mark.parametrize(
     ("extra", "bval_text", "message"),
     [
-        ([], "0 10 20 50 100 200 400 600 800", "9 b-values .* for a DWI with 10 volumes"),
+        ([], "0 10 20 50 100 200 400 600 800", "9 b-values .*for a DWI with 10 volumes"),
         ([], "0 10 20 50 -100 200 400 600 800 1000", "negative b-value -100"),
         (["--method", "magic"], None, "unknown IVIM method 'magic'"),
         (["--bound", "f=0.5"], None, "--bound takes KEY=LOWER,UPPER"),

@@ -33,15 +33,16 @@ def test_cli_nifti(tmp_path, capsys):
                sidecar={"EchoTime": TE_S.tolist(), "MagneticFieldStrength": 3.0})
     rc = main(["waterfat", str(tmp_path / "me.nii.gz"), "--out", str(tmp_path / "out")])
     assert rc == 0, capsys.readouterr()
-    pdff = load_nifti(tmp_path / "out" / "pdff.nii.gz")
+    folder = tmp_path / "out" / "sub-01"  # the exam pipeline's layout and names
+    pdff = load_nifti(folder / "sub-01_pdff.nii.gz")
     assert pdff.data.shape == (24, 20, 2)
     np.testing.assert_allclose(pdff.affine, aff)
     assert np.abs(pdff.data[body] - ff[body]).mean() < 1.0
-    for name, unit in (("pdff", "percent"), ("r2star", "1/s"), ("fieldmap", "Hz"), ("water", "a.u."),
-                       ("fat", "a.u."), ("residual", None)):
-        side = json.loads((tmp_path / "out" / f"{name}.json").read_text())
-        assert unit is None or side["Units"] == unit
-        assert side["Provenance"]["command"] == "osteomri waterfat"
+    for name, unit in (("pdff", "%"), ("r2star", "1/s"), ("fieldmap", "Hz"), ("water", "{a.u.}"),
+                       ("fat", "{a.u.}"), ("desc-waterfat_residual", "1")):
+        side = json.loads((folder / f"sub-01_{name}.json").read_text())
+        assert side["Units"] == unit
+        assert side["ModelParameters"]["te_s"] == pytest.approx(TE_S.tolist())
         assert side["Provenance"]["inputs"][0]["name"] == "me.nii.gz"
     assert "no swap" in capsys.readouterr().out
 
@@ -52,7 +53,7 @@ def test_cli_mat_and_errors(tmp_path, capsys):
         "images": s[:, :, :, None, :].astype(np.complex64), "TE": TE_S[None, :], "FieldStrength": 3.0,
         "PrecessionIsClockwise": 1}})
     assert main(["waterfat", str(tmp_path / "c.mat"), "--out", str(tmp_path / "o")]) == 0
-    pdff = load_nifti(tmp_path / "o" / "pdff.nii.gz").data
+    pdff = load_nifti(tmp_path / "o" / "sub-01" / "sub-01_pdff.nii.gz").data
     assert np.abs(pdff[body] - ff[body]).mean() < 1.0
     # missing metadata -> one clear error line, exit code 2
     save_nifti(Image(s.astype(np.complex64), np.eye(4)), tmp_path / "nometa.nii.gz")
@@ -67,7 +68,7 @@ def test_cli_magnitude(tmp_path, flag):
     save_nifti(Image(s.astype(np.complex64), np.eye(4)), tmp_path / "me.nii.gz",
                sidecar={"EchoTime": TE_S.tolist(), "MagneticFieldStrength": 3.0})
     assert main(["waterfat", str(tmp_path / "me.nii.gz"), "--out", str(tmp_path / "m"), flag]) == 0
-    pdff = load_nifti(tmp_path / "m" / "pdff.nii.gz").data
+    pdff = load_nifti(tmp_path / "m" / "sub-01" / "sub-01_pdff.nii.gz").data
     assert np.abs(pdff[body] - ff[body]).mean() < 3.0
 
 
@@ -83,9 +84,9 @@ def test_cli_bipolar(tmp_path):
     for flags in ([], ["--bipolar"]):
         out = tmp_path / ("b" if flags else "n")
         assert main(["waterfat", str(tmp_path / "bip.nii.gz"), "--out", str(out), *flags]) == 0
-        errors[bool(flags)] = np.abs(load_nifti(out / "pdff.nii.gz").data[body] - ff[body]).mean()
-        side = json.loads((out / "pdff.json").read_text())
-        assert side["Provenance"]["parameters"]["bipolar_correction"] is bool(flags)
+        errors[bool(flags)] = np.abs(load_nifti(out / "sub-01" / "sub-01_pdff.nii.gz").data[body] - ff[body]).mean()
+        side = json.loads((out / "sub-01" / "sub-01_pdff.json").read_text())
+        assert side["ModelParameters"]["bipolar_correction"] is bool(flags)
     assert errors[True] < 1.0 and errors[False] > 3 * errors[True], errors
-    side = json.loads((tmp_path / "b" / "pdff.json").read_text())
-    assert side["Provenance"]["parameters"]["qc"]["bipolar"]["readout_axis"] == 0
+    side = json.loads((tmp_path / "b" / "sub-01" / "sub-01_pdff.json").read_text())
+    assert side["QC"]["bipolar"]["readout_axis"] == 0
