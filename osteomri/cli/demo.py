@@ -15,7 +15,7 @@ def register(app: typer.Typer) -> None:
 
 def demo(
     out: Path = typer.Option(..., "--out", help="Output folder (created)."),
-    seed: int = typer.Option(0, help="Seed of the phantom's truth and noise."),
+    seed: int = typer.Option(0, help="Random seed of the phantom's truth and noise."),
     snr: float = typer.Option(50.0, help="MEGRE SNR (noise SD = 1/SNR of a PD-1 voxel at TE 0)."),
     small: bool = typer.Option(False, "--small", help="Coarser, faster phantom (for quick checks)."),
 ) -> None:

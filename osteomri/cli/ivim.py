@@ -30,8 +30,8 @@ def _parse_bounds(items: list[str]) -> dict[str, tuple[float, float]]:
 
 def ivim(
     dwi: Path = typer.Argument(..., help="4-D multi-b DWI: NIfTI or DICOM folder (measurements on the last axis)."),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder; maps go to OUT/sub-XX[/ses-YY]/."),
-    exam_id: str = typer.Option(None, "--exam-id", help="sub-<label>[_ses-<label>] (default: from the file name)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; maps go to OUT/sub-XX/ (or OUT/sub-XX/ses-YY/)."),
+    exam_id: str = typer.Option(None, "--exam-id", help="sub-LABEL or sub-LABEL_ses-LABEL (default: file name)."),
     exam: str = typer.Option(None, "--exam", hidden=True),
     series: list[str] = typer.Option([], "--series", help="DICOM SeriesInstanceUID to read (repeatable)."),
     bvals: Path = typer.Option(None, "--bvals", help="b-values: FSL .bval file or JSON sidecar with 'bvalues' "

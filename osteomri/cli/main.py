@@ -1,7 +1,7 @@
 """The ``osteomri`` command line: a thin typer layer over the library.
 
 Each capability lives in its own module ``osteomri.cli.<name>`` exposing ``register(app)``; the modules
-listed in :data:`COMMAND_MODULES` that exist are registered. Errors raised on purpose
+listed in :data:`COMMAND_MODULES` are registered. Errors raised on purpose
 (:class:`~osteomri.errors.OsteoMRIError`) become one line on stderr and exit code 2; ``--debug`` shows
 the traceback instead.
 """
@@ -9,10 +9,10 @@ the traceback instead.
 from __future__ import annotations
 
 import importlib
-import importlib.util
 import sys
 import warnings
 
+import click
 import typer
 from rich.console import Console
 
@@ -48,8 +48,22 @@ def _root(
 
 
 for _name in COMMAND_MODULES:
-    if importlib.util.find_spec(f"osteomri.cli.{_name}") is not None:
-        importlib.import_module(f"osteomri.cli.{_name}").register(app)
+    importlib.import_module(f"osteomri.cli.{_name}").register(app)
+
+
+def _command() -> click.Command:
+    """The app's click command, with one rule for every command: ``--out`` also answers to ``-o``."""
+    command = typer.main.get_command(app)
+
+    def walk(cmd: click.Command) -> None:
+        for param in cmd.params:
+            if "--out" in param.opts and "-o" not in param.opts:
+                param.opts.append("-o")
+        for sub in getattr(cmd, "commands", {}).values():
+            walk(sub)
+
+    walk(command)
+    return command
 
 
 def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
@@ -68,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
         with warnings.catch_warnings():
             warnings.simplefilter("always", InputWarning)
             warnings.showwarning = _one_line_warning
-            app(args=args, prog_name="osteomri", standalone_mode=True)
+            _command().main(args=args, prog_name="osteomri", standalone_mode=True)
     except SystemExit as exc:  # typer/click report usage errors and --version this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (OsteoMRIError, FileNotFoundError, PermissionError) as exc:

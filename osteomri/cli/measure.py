@@ -60,12 +60,13 @@ def _parse_readers(items: list[str]) -> dict[str, Path]:
 def measure(
     map_: list[str] = typer.Option(..., "--map", help="NAME=PATH of a map NIfTI (pdff, r2star, t1w, d, dstar, f "
                                    "or any name); repeatable."),
-    out: Path = typer.Option(..., "--out", help="Output folder."),
-    labels: Path = typer.Option(None, "--labels", help="Vertebra label map NIfTI (not needed with --seed)."),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
+    labels: Path = typer.Option(None, "--labels", help="Vertebra label map NIfTI (not needed with --roi-point)."),
     preset: str = typer.Option("spineps", "--preset", help="Label convention: spineps, spineps_subregion, "
                                "totalsegmentator (vertebrae_mr), total_mr, totalspineseg, or a JSON mapping."),
     roi: str = typer.Option("paper", "--roi", help="ROI strategy: paper, body, seed, roi (reader ROIs)."),
-    exam: str = typer.Option("", "--exam", help="Exam id written in the table and used as file stem."),
+    exam_id: str = typer.Option("", "--exam-id", help="Exam id written in the table and used as file stem."),
+    exam: str = typer.Option("", "--exam", hidden=True),
     levels: str = typer.Option(None, "--levels", help="L1-L4, L1-L5, all, or a list such as L1,L2 "
                                "(default: L1–L5 present)."),
     subregion: Path = typer.Option(None, "--subregion", help="SPINEPS subregion mask (with --preset spineps)."),
@@ -75,8 +76,8 @@ def measure(
     vbq_cutoff: float = typer.Option(3.05, "--vbq-cutoff", help="VBQ cut-off (depends on field strength)."),
     reader_roi: list[str] = typer.Option([], "--reader-roi", help="[NAME=]PATH of a reader's ROI mask (NIfTI "
                                          "or DICOM SEG); repeatable."),
-    seed: list[str] = typer.Option([], "--seed", help="LEVEL=x,y,z world RAS mm seed (with --roi seed); "
-                                   "repeatable."),
+    seed: list[str] = typer.Option([], "--roi-point", help="LEVEL=x,y,z world RAS mm point inside the vertebral "
+                                   "body (with --roi seed); repeatable."),
     margin_mm: float = typer.Option(None, "--margin-mm", help="ROI margin from cortex and endplates (mm)."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write a QC PNG per map."),
 ) -> None:
@@ -86,6 +87,7 @@ def measure(
     from osteomri.io.provenance import write_table_atomic
     from osteomri.vertebrae import measure_readers, measure_vertebrae, summarize_levels, vbq_score
 
+    exam = exam_id or exam
     maps = {k: load_nifti(p) for k, p in _parse_maps(map_).items()}
     label_img = load_nifti(labels) if labels is not None else None
     roi = "reader" if roi == "roi" else roi
@@ -94,7 +96,7 @@ def measure(
     if reader_roi and roi != "reader":
         raise InputError("--reader-roi is used with --roi roi")
     if seed and roi != "seed":
-        raise InputError("--seed is used with --roi seed")
+        raise InputError("--roi-point is used with --roi seed")
     opts: dict = {}
     if subregion is not None:
         opts["subregion"] = load_nifti(subregion)

@@ -18,8 +18,8 @@ def register(app: typer.Typer) -> None:
 
 def waterfat(
     input: Path = typer.Argument(..., help="Multi-echo data: NIfTI (+ JSON sidecar), DICOM folder or toolbox .mat"),
-    out: Path = typer.Option(..., "--out", "-o", help="Output folder; maps go to OUT/sub-XX[/ses-YY]/"),
-    exam_id: str = typer.Option(None, "--exam-id", help="sub-<label>[_ses-<label>] (default: from the file name)"),
+    out: Path = typer.Option(..., "--out", "-o", help="Output folder; maps go to OUT/sub-XX/ (or OUT/sub-XX/ses-YY/)"),
+    exam_id: str = typer.Option(None, "--exam-id", help="sub-LABEL or sub-LABEL_ses-LABEL (default: file name)"),
     exam: str = typer.Option(None, "--exam", hidden=True),
     series: list[str] = typer.Option([], "--series", help="DICOM SeriesInstanceUID to read (repeatable: "
                                      "magnitude and phase series are pooled)"),

@@ -167,7 +167,8 @@ def measure_vertebrae_with_rois(
     tables, used = [], {}
     if roi == "seed":
         if not seeds:
-            raise InputError("roi='seed' needs seeds, e.g. {'L3': (x, y, z)} in world RAS mm (CLI --seed L3=x,y,z)")
+            raise InputError("roi='seed' needs seeds, e.g. {'L3': (x, y, z)} in world RAS mm "
+                             "(CLI --roi-point L3=x,y,z)")
         seeds = dict(parse_seed(s) for s in seeds) if isinstance(seeds, (list, tuple)) else dict(seeds)
         key = seed_map or next(iter(maps))
         if key not in maps:

@@ -37,7 +37,7 @@ def files(tmp_path_factory):
 def test_measure_paper_with_vbq_and_qc(files, tmp_path, capsys):
     ph, p = files
     rc = main(["measure", "--map", f"pdff={p['pdff']}", "--map", f"r2star={p['r2star']}", "--labels",
-               str(p["labels"]), "--preset", "spineps", "--roi", "paper", "--out", str(tmp_path), "--exam", "sub-01",
+               str(p["labels"]), "--preset", "spineps", "--roi", "paper", "-o", str(tmp_path), "--exam-id", "sub-01",
                "--t1w", str(p["t1w"])])
     out = capsys.readouterr()
     assert rc == 0, out.err
@@ -104,7 +104,7 @@ def test_measure_seed_without_labels(files, tmp_path):
         idx[0] = ph.mid_sagittal_index
         idx[1] += 3
         xyz = ph.affine[:3, :3] @ idx + ph.affine[:3, 3]
-        seeds += ["--seed", f"{level}={xyz[0]:.3f},{xyz[1]:.3f},{xyz[2]:.3f}"]
+        seeds += ["--roi-point", f"{level}={xyz[0]:.3f},{xyz[1]:.3f},{xyz[2]:.3f}"]
     rc = main(["measure", "--map", f"pdff={p['pdff']}", "--roi", "seed", *seeds, "--out", str(tmp_path)])
     assert rc == 0
     long = pd.read_csv(tmp_path / "measure_vertebrae.tsv", sep="\t").set_index("level")
