@@ -52,3 +52,22 @@ def run_single_stage(spec, out: Path, label: str) -> None:
     for record in result.stages:
         console.print(f"{record.stage}: {record.message} ({record.seconds:.1f} s)", highlight=False)
     console.print(f"maps in {out / spec.relative_dir()}", highlight=False)
+
+
+def assign_series(inputs: dict[str, object], uids: list[str]) -> dict[str, list[str]]:
+    """``--series`` UIDs by the DICOM input folder that holds them (a UID in no input is an error)."""
+    if not uids:
+        return {}
+    from osteomri.errors import InputError
+    from osteomri.io.dicom import list_dicom_series
+    from osteomri.io.loader import is_dicom_source
+
+    out: dict[str, list[str]] = {}
+    for name, path in inputs.items():
+        if path is not None and is_dicom_source(path):
+            found = set(list_dicom_series(path)["uid"])
+            out.update({name: [u for u in uids if u in found]} if found.intersection(uids) else {})
+    missing = [u for u in uids if not any(u in v for v in out.values())]
+    if missing:
+        raise InputError(f"--series {', '.join(missing)}: in none of the DICOM inputs")
+    return out

@@ -656,8 +656,38 @@ def _series_summary(uid: str, headers: list[_Header]) -> str:
            f"{len(headers)} files)"
 
 
+def _signature(headers: list[_Header]) -> tuple | None:
+    """(components, frame grid, echo times) of a series, or None when its frames cannot be read."""
+    try:
+        frames = [fr for h in headers for fr in _frames_of(h)]
+    except (MetadataError, InputError):
+        return None
+    comps = frozenset(_COMPONENT_NAMES[f.component] for f in frames)
+    grid = sorted((tuple(np.round(f.position, 2)), f.echo_time_ms) for f in frames)
+    first = frames[0]
+    return comps, (first.rows, first.columns, tuple(np.round(first.orientation, 4)),
+                   tuple(np.round(first.spacing, 4))), tuple(grid)
+
+
+def _magnitude_phase_pair(groups: dict[str, list[_Header]]) -> list[str] | None:
+    """The two UIDs of a magnitude-only and a phase-only series of the same frames (positions, echo times,
+    matrix, orientation, spacing): what Siemens writes for one complex multi-echo acquisition. Else None."""
+    if len(groups) != 2:
+        return None
+    sigs = {uid: _signature(h) for uid, h in groups.items()}
+    if any(v is None for v in sigs.values()):
+        return None
+    by_comp = {next(iter(sig[0])): uid for uid, sig in sigs.items() if len(sig[0]) == 1}
+    if set(by_comp) != {"magnitude", "phase"}:
+        return None
+    mag, pha = sigs[by_comp["magnitude"]], sigs[by_comp["phase"]]
+    return [by_comp["magnitude"], by_comp["phase"]] if mag[1:] == pha[1:] else None
+
+
 def _select(groups: dict[str, list[_Header]], series_uid: str | Sequence[str] | None, label: str) -> list[_Header]:
     if series_uid is None:
+        if len(groups) > 1 and (pair := _magnitude_phase_pair(groups)) is not None:
+            return [h for u in pair for h in groups[u]]
         if len(groups) > 1:
             listing = "; ".join(_series_summary(u, h) for u, h in groups.items())
             raise InputError(f"{len(groups)} DICOM series in {label}; choose one with series_uid: {listing}")
@@ -699,7 +729,8 @@ def load_dicom_series(
         A folder (searched recursively; non-DICOM files are skipped), one file, or a list of files.
     series_uid:
         The ``SeriesInstanceUID`` to load when the files hold several series; a list of UIDs pools their frames
-        (e.g. a magnitude series and its phase series).
+        (e.g. a magnitude series and its phase series). Without it, a folder holding exactly a magnitude-only
+        and a phase-only series of the same frames (Siemens) is read as one complex series.
     complex_mode:
         ``"auto"``: complex data when magnitude+phase or real+imaginary frames are present, else the single
         component (phase in radians); ``"complex"``: require a pair; ``"magnitude"``: magnitude (or |real + i

@@ -244,15 +244,29 @@ def test_separate_magnitude_and_phase_series_pooled(tmp_path, signal):
     spec_p = fac.SeriesSpec(echo_times_ms=TE_MS, description="gre phase", slope=2.0, intercept=-4096.0)
     fac.write_classic_series(tmp_path / "m", {"M": np.round(np.abs(signal))}, fac.Geometry(), spec_m)
     fac.write_classic_series(tmp_path / "p", {"P": _siemens_phase_stored(np.angle(signal))}, fac.Geometry(), spec_p)
-    with pytest.raises(InputError, match=r"2 DICOM series .*choose one with series_uid") as err:
-        load_dicom_series(tmp_path)
-    assert spec_m.series_uid in str(err.value) and spec_p.series_uid in str(err.value)
+    _check_complex(load_dicom_series(tmp_path), signal, fac.Geometry())  # the pair is recognised (issue 13 item 9)
     phase_only = load_dicom_series(tmp_path, series_uid=spec_p.series_uid)
     assert not np.iscomplexobj(phase_only.data) and phase_only.meta["Units"] == "rad"
     img = load_dicom_series(tmp_path, series_uid=[spec_m.series_uid, spec_p.series_uid])
     _check_complex(img, signal, fac.Geometry())
     with pytest.raises(InputError, match="series 1.2.3.4 not found"):
         load_dicom_series(tmp_path, series_uid="1.2.3.4")
+    # a third series: no guessing, the choice is the user's
+    spec_o = fac.SeriesSpec(echo_times_ms=TE_MS, description="other")
+    fac.write_classic_series(tmp_path / "o", {"M": np.round(np.abs(signal))}, fac.Geometry(), spec_o)
+    with pytest.raises(InputError, match=r"3 DICOM series .*choose one with series_uid") as err:
+        load_dicom_series(tmp_path)
+    assert spec_m.series_uid in str(err.value) and spec_p.series_uid in str(err.value)
+
+
+def test_magnitude_and_phase_series_of_different_frames_are_not_paired(tmp_path, signal):
+    spec_m = fac.SeriesSpec(echo_times_ms=TE_MS, description="gre mag")
+    spec_p = fac.SeriesSpec(echo_times_ms=[t + 1.0 for t in TE_MS], description="other phase", slope=2.0,
+                            intercept=-4096.0)
+    fac.write_classic_series(tmp_path / "m", {"M": np.round(np.abs(signal))}, fac.Geometry(), spec_m)
+    fac.write_classic_series(tmp_path / "p", {"P": _siemens_phase_stored(np.angle(signal))}, fac.Geometry(), spec_p)
+    with pytest.raises(InputError, match=r"2 DICOM series .*choose one with series_uid"):
+        load_dicom_series(tmp_path)
 
 
 def test_list_dicom_series(tmp_path, signal):
