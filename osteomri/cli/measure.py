@@ -85,7 +85,7 @@ def measure(
     from osteomri.cli._common import console
     from osteomri.io.nifti import load_nifti
     from osteomri.io.provenance import write_table_atomic
-    from osteomri.vertebrae import measure_readers, measure_vertebrae, summarize_levels, vbq_score
+    from osteomri.vertebrae import measure_readers, measure_vertebrae, summarise_levels, vbq_score
 
     exam = exam_id or exam
     maps = {k: load_nifti(p) for k, p in _parse_maps(map_).items()}
@@ -124,7 +124,7 @@ def measure(
         long = measure_vertebrae(maps, label_img, preset, roi, exam=exam, levels=level_sel, seeds=seed or None,
                                  **opts, **roi_opts)
     written.append(write_table_atomic(long, out / f"{stem}_vertebrae.tsv", "%.6g"))
-    written.append(write_table_atomic(summarize_levels(long), out / f"{stem}_vertebrae_summary.tsv", "%.6g"))
+    written.append(write_table_atomic(summarise_levels(long), out / f"{stem}_vertebrae_summary.tsv", "%.6g"))
     if t1w is not None:
         if label_img is None:
             raise InputError("--t1w (VBQ) needs --labels")

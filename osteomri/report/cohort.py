@@ -4,16 +4,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+import pandas as pd
+from matplotlib.ticker import MaxNLocator
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-from matplotlib.ticker import MaxNLocator  # noqa: E402
-
-from osteomri.io.provenance import provenance  # noqa: E402
-from osteomri.report.html import HtmlReport  # noqa: E402
+from osteomri.io.provenance import provenance
+from osteomri.report._mpl import plt
+from osteomri.report.html import HtmlReport
 
 if TYPE_CHECKING:
     from osteomri.pipeline.cohort import CohortResult

@@ -8,16 +8,13 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from osteomri.errors import InputError  # noqa: E402
-from osteomri.io.image import Image  # noqa: E402
-from osteomri.io.orientation import sagittal_view  # noqa: E402
-from osteomri.io.provenance import atomic_path  # noqa: E402
+from osteomri.errors import InputError
+from osteomri.io.image import Image
+from osteomri.io.orientation import sagittal_view
+from osteomri.io.provenance import atomic_path
+from osteomri.report._mpl import plt
 
 if TYPE_CHECKING:
     from osteomri.vertebrae.rois import RoiSet

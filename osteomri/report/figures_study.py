@@ -4,14 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import pandas as pd
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-
-from osteomri.stats import BlandAltmanResult, CorrelationResult, RocResult  # noqa: E402
+from osteomri.report._mpl import plt
+from osteomri.stats import BlandAltmanResult, CorrelationResult, RocResult
 
 __all__ = ["roc_figure", "scatter_figure", "box_figure", "bland_altman_figure"]
 

@@ -59,7 +59,7 @@ class HtmlReport:
 
     def figure(self, fig: Any, caption: str | None = None, fmt: str = "png", dpi: int = 110) -> None:
         """Inline a matplotlib figure (closed afterwards)."""
-        import matplotlib.pyplot as plt
+        from osteomri.report._mpl import plt
 
         buf = io.BytesIO()
         fig.savefig(buf, format=fmt, dpi=dpi, bbox_inches="tight")

@@ -24,9 +24,9 @@ from osteomri.stats.groups import (
 )
 from osteomri.stats.power import (
     PowerResult,
+    binormal_auc_covariance,
+    binormal_auc_variance,
     cov_obuchowski,
-    obuchowski_covariance,
-    obuchowski_variance,
     power_roc_test,
     power_roc_test_paired,
     power_roc_test_params,
@@ -86,8 +86,8 @@ __all__ = [
     "SmoothRocResult",
     "binormal_fit",
     "cov_obuchowski",
-    "obuchowski_covariance",
-    "obuchowski_variance",
+    "binormal_auc_covariance",
+    "binormal_auc_variance",
     "power_roc_test",
     "power_roc_test_paired",
     "power_roc_test_params",

@@ -36,8 +36,8 @@ from osteomri.stats.smooth import binormal_fit
 __all__ = [
     "PowerResult",
     "cov_obuchowski",
-    "obuchowski_covariance",
-    "obuchowski_variance",
+    "binormal_auc_covariance",
+    "binormal_auc_variance",
     "power_roc_test",
     "power_roc_test_paired",
     "power_roc_test_params",
@@ -65,7 +65,7 @@ def _f_g(a: float, b: float, fpr: tuple[float, float] | None) -> tuple[float, fl
     return float(f), float(g)
 
 
-def obuchowski_variance(a: float, b: float, kappa: float, fpr: tuple[float, float] | None = None) -> float:
+def binormal_auc_variance(a: float, b: float, kappa: float, fpr: tuple[float, float] | None = None) -> float:
     """Per-case variance of a binormal (partial) AUC (Obuchowski & McClish 1997, eq. 4).
 
     ``kappa`` = n_controls/n_cases; ``fpr`` = (low, high) false-positive-rate range of a partial area.
@@ -76,7 +76,7 @@ def obuchowski_variance(a: float, b: float, kappa: float, fpr: tuple[float, floa
     return f * f * (1.0 + b * b / kappa + a * a / 2.0) + g * g * b * b * (1.0 + kappa) / (2.0 * kappa)
 
 
-def obuchowski_covariance(a1: float, b1: float, a2: float, b2: float, rn: float, ra: float, kappa: float,
+def binormal_auc_covariance(a1: float, b1: float, a2: float, b2: float, rn: float, ra: float, kappa: float,
                           fpr1: tuple[float, float] | None = None,
                           fpr2: tuple[float, float] | None = None) -> float:
     """Per-case covariance of two binormal (partial) AUCs (Obuchowski & McClish 1997, eq. 5).
@@ -112,7 +112,7 @@ def var_obuchowski(outcome: Any, marker: Any, *, positive: Any = None,
     """Obuchowski variance of an observed AUC: binormal fit of the curve, eq. 4, divided by n_cases."""
     r = roc_analysis(outcome, marker, positive=positive, nan_policy=nan_policy)
     a, b = binormal_fit(r)
-    return obuchowski_variance(a, b, r.n_controls / r.n_cases) / r.n_cases
+    return binormal_auc_variance(a, b, r.n_controls / r.n_cases) / r.n_cases
 
 
 def cov_obuchowski(outcome: Any, marker_a: Any, marker_b: Any, *, positive: Any = None,
@@ -125,7 +125,7 @@ def cov_obuchowski(outcome: Any, marker_a: Any, marker_b: Any, *, positive: Any 
     ra_, rb_, rn, rc = _pair_inputs(outcome, marker_a, marker_b, positive, nan_policy)
     a1, b1 = binormal_fit(ra_)
     a2, b2 = binormal_fit(rb_)
-    return obuchowski_covariance(a1, b1, a2, b2, rn, rc, ra_.n_controls / ra_.n_cases) / ra_.n_cases
+    return binormal_auc_covariance(a1, b1, a2, b2, rn, rc, ra_.n_controls / ra_.n_cases) / ra_.n_cases
 
 
 # ------------------------------------------------------------------ power
@@ -309,9 +309,9 @@ def power_roc_test_params(
     k = ncontrols / ncases if ncases is not None and ncontrols is not None else kappa
     if k <= 0:
         raise InputError(f"kappa must be positive, got {k}")
-    v1 = obuchowski_variance(a1, b1, k, fpr1)
-    v2 = obuchowski_variance(a2, b2, k, fpr2)
-    c = obuchowski_covariance(a1, b1, a2, b2, rn, ra, k, fpr1, fpr2)
+    v1 = binormal_auc_variance(a1, b1, k, fpr1)
+    v2 = binormal_auc_variance(a2, b2, k, fpr2)
+    c = binormal_auc_covariance(a1, b1, a2, b2, rn, ra, k, fpr1, fpr2)
     return _solve_two(delta, 2 * v1 - 2 * c, v1 + v2 - 2 * c, ncases, k, sig_level, power, "obuchowski")
 
 
@@ -348,9 +348,9 @@ def power_roc_test_paired(
     elif method == "obuchowski":
         a1, b1 = binormal_fit(ra_)
         a2, b2 = binormal_fit(rb_)
-        v1 = obuchowski_variance(a1, b1, k)
-        v2 = obuchowski_variance(a2, b2, k)
-        c = obuchowski_covariance(a1, b1, a2, b2, rn, rc, k)
+        v1 = binormal_auc_variance(a1, b1, k)
+        v2 = binormal_auc_variance(a2, b2, k)
+        c = binormal_auc_covariance(a1, b1, a2, b2, rn, rc, k)
     else:
         raise InputError(f"method must be 'delong' or 'obuchowski', got {method!r}")
     return _solve_two(delta, 2 * v1 - 2 * c, v1 + v2 - 2 * c, ncases, k, sig_level, power, method,

@@ -9,7 +9,7 @@ ROI overlay (QC) figures are drawn by :func:`osteomri.report.figures.qc_figure`.
 Stable API for the pipeline and the reports::
 
     measure_vertebrae(maps, labels, preset, roi="paper", exam="", **options) -> DataFrame (long)
-    summarize_levels(long) -> DataFrame (one row per exam, L1–L4 / L1–L5 means)
+    summarise_levels(long) -> DataFrame (one row per exam, L1–L4 / L1–L5 means)
     aggregate_levels(long, levels='L1-L4') -> DataFrame (per-patient means over chosen levels, for studies)
     measure_readers(maps, labels, readers, preset) -> ReaderMeasurement (per reader, averaged, ICC, BA)
     vbq_score(t1w, labels, preset, ...) -> VBQResult
@@ -27,7 +27,7 @@ from osteomri.vertebrae.measure import (
     measure_vertebrae_with_rois,
     roi_statistics,
     rois_for,
-    summarize_levels,
+    summarise_levels,
 )
 from osteomri.vertebrae.rois import RoiSet
 from osteomri.vertebrae.scores import MScoreResult, VBQResult, m_score, vbq_score
@@ -37,5 +37,5 @@ __all__ = [
     "aggregate_levels",
     "VertebraLabels", "m_score", "measure_readers", "measure_vertebrae", "measure_vertebrae_with_rois",
     "phantom_labels",
-    "resolve_labels", "roi_statistics", "rois_for", "summarize_levels", "vbq_score",
+    "resolve_labels", "roi_statistics", "rois_for", "summarise_levels", "vbq_score",
 ]

@@ -9,7 +9,7 @@ Public API (used by the exam pipeline, the CLI and the reports):
 - :func:`measure_readers`: reader-drawn ROIs (several readers), the per-reader and the reader-averaged table
   (the seed study averaged its two readers' values) and their agreement (ICC, Bland–Altman, from
   :mod:`osteomri.stats.agreement`).
-- :func:`summarize_levels`: the wide per-exam row with each level's mean and the L1–L4 / L1–L5 means the
+- :func:`summarise_levels`: the wide per-exam row with each level's mean and the L1–L4 / L1–L5 means the
   literature uses.
 - :func:`roi_statistics`: the statistics of one set of voxel values.
 
@@ -273,7 +273,7 @@ def _agreement(per_reader: pd.DataFrame) -> tuple[pd.DataFrame, dict[str, object
     return icc_tab, ba
 
 
-def summarize_levels(long: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
+def summarise_levels(long: pd.DataFrame, statistic: str = "mean") -> pd.DataFrame:
     """The wide per-exam view of the long table: one row per exam (and ROI kind).
 
     Columns ``<map>_<level>`` (the level's ``statistic``) and ``<map>_L1-L4`` / ``<map>_L1-L5``, the means of

@@ -18,7 +18,7 @@ from osteomri.vertebrae import (
     phantom_labels,
     roi_statistics,
     rois_for,
-    summarize_levels,
+    summarise_levels,
 )
 from osteomri.vertebrae.labels import LEVEL_CODES
 
@@ -142,15 +142,15 @@ def test_roi_statistics_by_hand():
     assert s["p05"] == pytest.approx(5.95) and s["p95"] == pytest.approx(95.05)
 
 
-def test_summarize_levels(phantom, truth):
+def test_summarise_levels(phantom, truth):
     df = measure_vertebrae(_maps(phantom), phantom_labels(phantom, "spineps"), "spineps", "paper", exam="sub-01")
-    wide = summarize_levels(df)
+    wide = summarise_levels(df)
     assert len(wide) == 1 and wide.loc[0, "exam"] == "sub-01"
     for m in ("pdff_percent", "r2star_hz"):
         assert wide.loc[0, f"{m}_L1-L4"] == pytest.approx(truth.loc[["L1", "L2", "L3", "L4"], m].mean(), abs=TOL[m])
         assert wide.loc[0, f"{m}_L1-L5"] == pytest.approx(truth.loc[list(LUMBAR), m].mean(), abs=TOL[m])
         assert wide.loc[0, f"{m}_L3"] == pytest.approx(truth.loc["L3", m], abs=TOL[m])
-    partial = summarize_levels(df[df["level"] != "L5"])
+    partial = summarise_levels(df[df["level"] != "L5"])
     assert np.isnan(partial.loc[0, "pdff_percent_L1-L5"]) and np.isfinite(partial.loc[0, "pdff_percent_L1-L4"])
 
 

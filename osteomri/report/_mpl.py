@@ -1,0 +1,30 @@
+"""Figures without pyplot's global state: ``plt.subplots`` / ``plt.close`` / ``plt.cm`` look-alikes built on
+:class:`matplotlib.figure.Figure` (the object-oriented API).
+
+Importing osteomri never selects a matplotlib backend (no ``matplotlib.use`` at import time), and figures made
+here are never registered with pyplot, so they work in any thread and in headless workers; ``Figure.savefig``
+renders with the Agg canvas.
+"""
+
+from __future__ import annotations
+
+from types import SimpleNamespace
+from typing import Any
+
+from matplotlib import cm
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+
+
+def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
+             **kwargs: Any) -> tuple[Figure, Any]:
+    """``pyplot.subplots`` without pyplot: a new :class:`Figure` and its axes."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(nrows, ncols, **kwargs)
+
+
+def close(fig: Figure) -> None:
+    """Nothing to release: the figure is not registered with pyplot (kept for call-site symmetry)."""
+
+
+plt = SimpleNamespace(subplots=subplots, close=close, cm=cm, Figure=Figure, Axes=Axes)
