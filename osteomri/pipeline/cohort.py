@@ -36,7 +36,7 @@ from typing import Any
 import pandas as pd
 
 from osteomri._version import __version__
-from osteomri.errors import InputError
+from osteomri.errors import InputError, OsteoMRIError
 from osteomri.io.provenance import provenance, write_json_atomic
 from osteomri.pipeline.spec import ExamSpec
 
@@ -323,22 +323,30 @@ def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], ou
     """
     from osteomri.io.provenance import write_table_atomic
 
-    vert_frames, rows, measured = [], [], set()
+    vert_frames, rows, measured, failures = [], [], set(), []
     for spec, outcome in zip(specs, outcomes, strict=True):
         folder = out_dir / spec.relative_dir()
         exam_json = read_record(folder / f"{spec.exam_id}_exam.json") if outcome.status != "lost" else None
         vert = _read_vertebrae(folder / f"{spec.exam_id}_vertebrae.tsv", spec.exam_id) if exam_json else None
+        scores = read_record(folder / f"{spec.exam_id}_scores.json") if exam_json else None
+        try:
+            row, names = _patient_row(spec, outcome, exam_json, vert, scores)
+        except (OsteoMRIError, KeyError, ValueError, TypeError) as exc:  # recorded, never a silent empty row
+            kind = "" if isinstance(exc, OsteoMRIError) else f"{type(exc).__name__}: "
+            failures.append((spec.exam_id, "cohort_aggregation", f"{spec.exam_id}_vertebrae.tsv: {kind}{exc}"))
+            row, names = _patient_row(spec, outcome, exam_json, None, scores)
+            row.update(status="failed", n_errors=row["n_errors"] + 1)
+            vert = None
         if vert is not None and outcome.ok:  # a failed exam's partial table stays in its own folder
             vert_frames.append(vert)
-        scores = read_record(folder / f"{spec.exam_id}_scores.json") if exam_json else None
-        row, names = _patient_row(spec, outcome, exam_json, vert, scores)
         rows.append(row)
         measured.update(names)
     vertebrae = (pd.concat(vert_frames, ignore_index=True) if vert_frames
                  else pd.DataFrame(columns=["exam", "level", "map", "roi", "n_voxels", "mean", "median", "sd"]))
     patients = pd.DataFrame(rows)
     patients.attrs["measured"] = sorted(measured)
-    errors = pd.DataFrame([(o.exam_id, s, m) for o in outcomes for s, m in o.errors], columns=ERROR_COLUMNS)
+    errors = pd.DataFrame([(o.exam_id, s, m) for o in outcomes for s, m in o.errors] + failures,
+                          columns=ERROR_COLUMNS)
     files = {
         "vertebrae": write_table_atomic(vertebrae, out_dir / "cohort_vertebrae.tsv", "%.6g"),
         "patients": write_table_atomic(patients, out_dir / "cohort_patients.tsv", "%.6g"),
@@ -406,16 +414,12 @@ def _level_aggregates(vert: pd.DataFrame | None, roi: str) -> dict[str, float]:
         return {}
     import warnings
 
-    from osteomri.errors import OsteoMRIError
     from osteomri.vertebrae.measure import aggregate_levels
 
     has_roi = "roi" in vert.columns and (vert["roi"] == roi).any()
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # fewer levels than L1–L4 show in n_levels
-            wide = aggregate_levels(vert, "L1-L4", roi if has_roi else None)
-    except (OsteoMRIError, KeyError, ValueError):
-        return {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # fewer levels than L1–L4 show in n_levels
+        wide = aggregate_levels(vert, "L1-L4", roi if has_roi else None)  # raises on a malformed table
     if wide.empty:
         return {}
     row = wide.iloc[0]
