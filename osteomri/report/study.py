@@ -144,10 +144,9 @@ def run_study(
                 notes.append(f"ROC '{label}' skipped: the cohort has a single class")
                 continue
             frame = data[[*markers]].assign(_outcome=outcome.to_numpy())
-            t2 = table2(frame, "_outcome", markers, positive=True, n_bootstrap=n_bootstrap,
-                        random_state=random_state, nan_policy=nan_policy)
-            cmp, comb = t2.attrs["comparisons"], t2.attrs["combined"]
-            t2.attrs = {}  # pandas cannot concatenate frames whose attrs hold DataFrames
+            res = table2(frame, "_outcome", markers, positive=True, n_bootstrap=n_bootstrap,
+                         random_state=random_state, nan_policy=nan_policy)
+            t2, cmp, comb = res.table, res.comparisons, res.combined
             t2.insert(0, "outcome", label)
             t2_parts.append(t2)
             if not cmp.empty:

@@ -48,7 +48,7 @@ from osteomri.stats.roc import (
     roc_analysis,
 )
 from osteomri.stats.smooth import SmoothRocResult, binormal_fit, smooth_roc
-from osteomri.stats.tables import format_p, table1, table2
+from osteomri.stats.tables import Table2, format_p, table1, table2
 from osteomri.stats.venkatraman import VenkatramanResult, venkatraman_test, venkatraman_test_unpaired
 
 __all__ = [
@@ -103,5 +103,6 @@ __all__ = [
     "venkatraman_test",
     "venkatraman_test_unpaired",
     "table1",
+    "Table2",
     "table2",
 ]

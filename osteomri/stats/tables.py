@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any, Literal
 
 import numpy as np
@@ -15,7 +16,7 @@ import pandas as pd
 
 from osteomri.errors import InputError
 from osteomri.stats._validate import MissingDataWarning, require_columns
-from osteomri.stats.combined import combined_marker
+from osteomri.stats.combined import CombinedMarkerResult, combined_marker
 from osteomri.stats.groups import group_comparison
 from osteomri.stats.roc import delong_test, roc_analysis
 
@@ -110,6 +111,16 @@ def table1(
     return out
 
 
+@dataclass(frozen=True)
+class Table2:
+    """What :func:`table2` returns: the table, the paired comparisons, the combined marker, rows dropped."""
+
+    table: pd.DataFrame
+    comparisons: pd.DataFrame
+    combined: CombinedMarkerResult | None
+    n_dropped: int
+
+
 def table2(
     df: pd.DataFrame,
     outcome: str,
@@ -123,13 +134,14 @@ def table2(
     conf_level: float = 0.95,
     decimals: int = 3,
     nan_policy: Literal["omit", "raise"] = "omit",
-) -> pd.DataFrame:
+) -> Table2:
     """Diagnostic performance of each marker (and their logistic combination): AUC, 95 % CI (DeLong), P
     (AUC vs 0.5), cut-off (Youden), sensitivity, specificity, Youden index, with Clopper–Pearson CIs of
     Se and Sp. All markers are analysed on the same complete cases so that their AUCs are comparable.
 
-    ``attrs["comparisons"]``: paired DeLong tests of the combination against each marker and between
-    markers; ``attrs["combined"]``: the :class:`~osteomri.stats.combined.CombinedMarkerResult`.
+    Returns a :class:`Table2`: ``table`` (one row per marker), ``comparisons`` (paired DeLong tests of the
+    combination against each marker and between markers), ``combined`` (the
+    :class:`~osteomri.stats.combined.CombinedMarkerResult`, None without a combination), ``n_dropped``.
     """
     require_columns(df, [outcome, *markers], "Table 2 data")
     if len(markers) == 0:
@@ -160,11 +172,8 @@ def table2(
         row["auc_corrected"] = comb.auc_corrected
         rows.append(row)
         comparisons.insert(0, comb.comparisons)
-    out = pd.DataFrame(rows)
-    out.attrs["comparisons"] = pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame()
-    out.attrs["combined"] = comb
-    out.attrs["n_dropped"] = n_dropped
-    return out
+    return Table2(pd.DataFrame(rows), pd.concat(comparisons, ignore_index=True) if comparisons else pd.DataFrame(),
+                  comb, n_dropped)
 
 
 def _row(name: str, r, decimals: int) -> dict[str, Any]:

@@ -90,20 +90,23 @@ def test_table1_bad_input(cohort):
 
 def test_table2(cohort):
     df = cohort.assign(osteoporosis=(cohort["who_group"] == "osteoporosis"))
-    t = table2(df, "osteoporosis", ["pdff_percent", "r2star_hz"], n_bootstrap=50, random_state=0)
+    res = table2(df, "osteoporosis", ["pdff_percent", "r2star_hz"], n_bootstrap=50, random_state=0)
+    t = res.table
+    assert res.combined is not None and res.combined.roc.auc == pytest.approx(t.loc[2, "auc"], abs=1e-3)
     assert t["marker"].tolist() == ["pdff_percent", "r2star_hz", "pdff_percent + r2star_hz"]
     assert t.loc[0, "direction"] == "<" and t.loc[1, "direction"] == ">"  # more fat, lower R2* in osteoporosis
     assert (t["auc"] > 0.7).all() and t.loc[2, "auc"] >= t.loc[:1, "auc"].max() - 0.01
     assert abs(t.loc[2, "auc_corrected"] - t.loc[2, "auc"]) < 0.05  # two predictors, 120 patients: little optimism
     assert t.loc[0, "auc_95ci"].startswith(f"{t.loc[0, 'auc']:.3f} (")
     assert (t["youden_j"] == t["sensitivity"] + t["specificity"] - 1).all()
-    cmp = t.attrs["comparisons"]
+    cmp = res.comparisons
     assert len(cmp) == 3 and {"marker_a", "marker_b", "p_value"} <= set(cmp.columns)
     gap = df.copy()
     gap.loc[[0, 1], "pdff_percent"] = np.nan
     with pytest.warns(MissingDataWarning, match="dropped 2"):
         t2 = table2(gap, "osteoporosis", ["pdff_percent", "r2star_hz"], combined=False)
-    assert t2.attrs["n_dropped"] == 2 and (t2["n_cases"] + t2["n_controls"] == 118).all()
+    assert t2.n_dropped == 2 and (t2.table["n_cases"] + t2.table["n_controls"] == 118).all()
+    assert t2.combined is None
     with pytest.raises(InputError, match="missing"):
         table2(gap, "osteoporosis", ["pdff_percent"], nan_policy="raise")
     with pytest.raises(InputError, match="single class"):
