@@ -289,26 +289,20 @@ def load_reader_roi(path: str | Path) -> Image:
 
 
 def _load_dicom_seg(path: Path) -> Image:
-    import highdicom as hd
+    """The SEG file's segments (:func:`osteomri.io.dicom_seg.load_dicom_seg`) as VerSe level codes."""
+    from osteomri.io.dicom_seg import load_dicom_seg
 
-    try:
-        seg = hd.seg.segread(str(path))
-    except Exception as exc:  # pydicom/highdicom raise several types
-        raise InputError(f"cannot read {path.name} as DICOM SEG: {exc}") from exc
-    numbers, codes = [], []
-    for desc in seg.SegmentSequence:
-        label = str(desc.SegmentLabel).strip().split()[0].upper()
+    seg = load_dicom_seg(path)
+    lut = np.zeros(len(seg.meta["SegmentLabels"]) + 1, dtype=np.int16)
+    for value, text in seg.meta["SegmentLabels"].items():
+        label = text.strip().split()[0].upper() if text.strip() else ""
         if label not in LEVEL_CODES:
-            raise UnknownLabelError(f"DICOM SEG {path.name}: segment label {desc.SegmentLabel!r} does not name a "
+            raise UnknownLabelError(f"DICOM SEG {path.name}: segment label {text!r} does not name a "
                                     "vertebral level (e.g. 'L3')")
-        numbers.append(int(desc.SegmentNumber))
-        codes.append(LEVEL_CODES[label])
-    vol = seg.get_volume(segment_numbers=numbers, combine_segments=True, relabel=True)
-    arr = np.asarray(vol.array)
-    lut = np.zeros(len(numbers) + 1, dtype=np.int16)
-    lut[1:] = codes
-    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
-    return Image(lut[arr], lps_to_ras @ np.asarray(vol.affine), {"Source": "DICOM SEG"})
+        lut[int(value)] = LEVEL_CODES[label]
+    out = seg.with_data(lut[seg.data])
+    out.meta.pop("SegmentLabels")
+    return out
 
 
 def reader_rois(roi_image: Image, reference_affine: np.ndarray, shape: tuple[int, ...],
