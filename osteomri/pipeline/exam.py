@@ -46,7 +46,9 @@ def run_exam(
     for stage in STAGES:
         if not stage.applies(spec) or (spec.stages is not None and stage.name not in spec.stages):
             continue
-        if unmet := stage.unmet_needs({r.stage for r in result.stages if r.status == "done"}):
+        done = {r.stage for r in result.stages if r.status == "done"}
+        left_out = {s.name for s in STAGES} - set(spec.stages) if spec.stages is not None else set()
+        if unmet := stage.unmet_needs(done | left_out):  # a stage left out by spec.stages is no prerequisite
             log(StageRecord(stage.name, "skipped", f"needs {'; '.join(unmet)}, which did not succeed"))
             continue
         if progress:

@@ -3,10 +3,12 @@
     <folder>/<exam>_pdff.nii.gz (+ .json)  ... one NIfTI + sidecar per map (file suffix, units and
                                            description from the map registry, osteomri.models.registry)
     <folder>/<exam>_vertebrae.tsv          tidy per-vertebra table
+    <folder>/<exam>_<table>.tsv            further tables (vertebrae_summary, vertebrae_readers, agreement)
     <folder>/<exam>_scores.json            VBQ and other scores
     <folder>/<exam>_stages.tsv             stage log (status, message, seconds)
     <folder>/<exam>_exam.json              clinical columns, status, errors, provenance
-    <folder>/<exam>_qc.png                 mid-sagittal maps with each level's ROI outlined
+    <folder>/<exam>_qc.png                 mid-sagittal maps with each level's ROI outlined (given maps:
+                                           <exam>_<map>_qc.png each)
     <folder>/report.html                   self-contained exam report
 
 Every file is written atomically; every sidecar carries the provenance block, and a map's sidecar the
@@ -48,6 +50,8 @@ def write_exam_outputs(result: ExamResult, folder: Path, spec: ExamSpec | None =
                                   sidecar=map_sidecar(result, key))
     if result.vertebrae is not None:
         written["vertebrae"] = write_table_atomic(result.vertebrae, folder / f"{stem}_vertebrae.tsv", "%.6g")
+    for name, table in result.tables.items():
+        written[name] = write_table_atomic(table, folder / f"{stem}_{name}.tsv", "%.6g")
     if result.scores:
         written["scores"] = write_json_atomic(folder / f"{stem}_scores.json", result.scores)
     written["stages"] = write_table_atomic(result.stage_table(), folder / f"{stem}_stages.tsv", "%.6g")

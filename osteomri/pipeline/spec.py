@@ -16,6 +16,7 @@ from osteomri.io.loader import PathOrImage
 _EXAM_ID = re.compile(r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?$")
 
 STAGE_STATUSES = ("done", "skipped", "failed")
+_INPUTS = ("megre", "pdff", "r2star", "t1w", "dwi", "labels", "bvals")
 
 
 @dataclass
@@ -50,6 +51,9 @@ class ExamSpec:
     stages:
         Run only these stages (by name; None: every stage that applies). The single-purpose commands
         (``osteomri waterfat``, ``ivim``) are the exam pipeline restricted to their stage.
+    maps:
+        Parametric maps given as inputs, by registry name or alias (``{"pdff": "sub-01_pdff.nii.gz"}``): measured
+        per vertebra (``osteomri measure``), not written again.
     series:
         DICOM ``SeriesInstanceUID`` s to read per input name (``{"megre": [magnitude_uid, phase_uid]}``) when
         an input folder holds several series.
@@ -70,6 +74,7 @@ class ExamSpec:
     reference_values: pd.DataFrame | None = None
     stages: tuple[str, ...] | None = None
     series: dict[str, list[str]] = field(default_factory=dict)
+    maps: dict[str, PathOrImage] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if not _EXAM_ID.match(self.exam_id):
@@ -98,8 +103,8 @@ class ExamSpec:
         from osteomri.io.provenance import sha256_array, sha256_file
 
         out: dict[str, dict[str, str]] = {}
-        for name in ("megre", "pdff", "r2star", "t1w", "dwi", "labels", "bvals"):
-            value = getattr(self, name)
+        given = {f"map_{k}": v for k, v in self.maps.items()}
+        for name, value in [(n, getattr(self, n)) for n in _INPUTS] + list(given.items()):
             if value is None:
                 continue
             if isinstance(value, (str, Path)):
@@ -123,8 +128,8 @@ class ExamSpec:
     def input_paths(self) -> dict[str, Path]:
         """The inputs given as paths (for hashing and provenance)."""
         out = {}
-        for name in ("megre", "pdff", "r2star", "t1w", "dwi", "labels", "bvals"):
-            value = getattr(self, name)
+        given = {f"map_{k}": v for k, v in self.maps.items()}
+        for name, value in [(n, getattr(self, n)) for n in _INPUTS] + list(given.items()):
             if isinstance(value, (str, Path)):
                 out[name] = Path(value)
         return out
@@ -152,6 +157,8 @@ class ExamResult:
     parameters: dict[str, Any] = field(default_factory=dict)  # per model stage: its fit's parameters()
     clinical: dict[str, Any] = field(default_factory=dict)
     figures: dict[str, Any] = field(default_factory=dict)
+    tables: dict[str, pd.DataFrame] = field(default_factory=dict)  # written as <exam>_<name>.tsv
+    input_maps: dict[str, Image] = field(default_factory=dict)  # given maps: measured, not written
 
     @property
     def ok(self) -> bool:

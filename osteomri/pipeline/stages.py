@@ -21,12 +21,9 @@ from osteomri.models import ivim as _ivim  # noqa: F401 - each model module regi
 from osteomri.models import t1w as _t1w  # noqa: F401
 from osteomri.models import waterfat as _waterfat  # noqa: F401
 from osteomri.models.registry import map_spec
+from osteomri.pipeline.measure_stage import run_given_maps, run_measure
 from osteomri.pipeline.model_stages import check_finite, run_ivim, run_waterfat
 from osteomri.pipeline.spec import ExamResult, ExamSpec
-
-# Maps that the measurement layer summarises per vertebra, and those shown with their ROIs outlined.
-MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s")
-QC_FIGURE_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f")
 
 
 @dataclass
@@ -97,22 +94,6 @@ def run_t1w(spec: ExamSpec, ctx: ExamContext) -> str:
     return "T1-weighted image loaded"
 
 
-def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
-    from osteomri.report.figures import qc_panels
-    from osteomri.vertebrae import measure_vertebrae_with_rois
-
-    maps = {k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}
-    if not maps:
-        raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
-    table, rois = measure_vertebrae_with_rois(maps, ctx.input("labels"), preset=spec.label_preset, roi=spec.roi,
-                                              exam=spec.exam_id, **_opts(spec, "measure"))
-    ctx.result.vertebrae = table
-    shown = {name: maps[name] for name in QC_FIGURE_MAPS if name in rois}
-    if shown:
-        ctx.result.figures["qc"] = qc_panels(shown, rois)
-    return f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'"
-
-
 def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
     from osteomri.vertebrae import vbq_score
 
@@ -147,16 +128,17 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     return "; ".join(flags)
 
 
-_MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim")
+_MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim", "maps")
 
 STAGES: tuple[Stage, ...] = (
     Stage("waterfat", lambda s: s.megre is not None, ("osteomri.models.waterfat",), run_waterfat),
     Stage("vendor_maps", lambda s: s.megre is None and (s.pdff is not None or s.r2star is not None),
           ("osteomri.io.nifti",), run_vendor_maps),
     Stage("t1w", lambda s: s.t1w is not None, ("osteomri.io.nifti",), run_t1w),
-    Stage("ivim", lambda s: s.dwi is not None, ("osteomri.models.ivim", "osteomri.io.bvals"), run_ivim),
-    Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure,
-          needs=(_MAP_STAGES,)),
+    Stage("ivim", lambda s: s.dwi is not None, ("osteomri.models.ivim",), run_ivim),
+    Stage("maps", lambda s: bool(s.maps), ("osteomri.io.loader",), run_given_maps),
+    Stage("measure", lambda s: s.labels is not None or (bool(s.maps) and s.roi == "seed"),
+          ("osteomri.vertebrae.measure",), run_measure, needs=(_MAP_STAGES,)),
     Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,
           needs=(("t1w",),)),
     Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),

@@ -41,19 +41,20 @@ def test_measure_paper_with_vbq_and_qc(files, tmp_path, capsys):
                "--t1w", str(p["t1w"])])
     out = capsys.readouterr()
     assert rc == 0, out.err
-    long = pd.read_csv(tmp_path / "sub-01_vertebrae.tsv", sep="\t")
+    long = pd.read_csv(tmp_path / "sub-01" / "sub-01_vertebrae.tsv", sep="\t")  # the exam pipeline's layout
     truth = ph.truth.set_index("level")
     assert sorted(long["level"].unique()) == LUMBAR and set(long["map"]) == {"pdff_percent", "r2star_hz"}
     for row in long.itertuples():
         assert abs(row.mean - truth.loc[row.level, row.map]) <= (0.2 if row.map == "pdff_percent" else 1.0)
-    summary = pd.read_csv(tmp_path / "sub-01_vertebrae_summary.tsv", sep="\t")
+    summary = pd.read_csv(tmp_path / "sub-01" / "sub-01_vertebrae_summary.tsv", sep="\t")
     assert summary.loc[0, "pdff_percent_L1-L4"] == pytest.approx(truth.loc[LUMBAR[:4], "pdff_percent"].mean(),
                                                                  abs=0.2)
-    vbq = json.loads((tmp_path / "sub-01_vbq.json").read_text())
+    vbq = json.loads((tmp_path / "sub-01" / "sub-01_scores.json").read_text())["vbq"]
     assert vbq["value"] == pytest.approx(ph.vbq_truth, rel=0.01) and vbq["field_strength_t"] == 3.0
     assert "VBQ =" in out.out
     for m in ("pdff_percent", "r2star_hz"):
-        assert (tmp_path / f"sub-01_{m}_qc.png").exists()
+        assert (tmp_path / "sub-01" / f"sub-01_{m}_qc.png").exists()
+    assert not list((tmp_path / "sub-01").glob("*.nii.gz"))  # given maps are measured, not copied
 
 
 def test_measure_body_on_another_preset(files, tmp_path):
@@ -61,9 +62,9 @@ def test_measure_body_on_another_preset(files, tmp_path):
     rc = main(["measure", "--map", f"pdff={p['pdff']}", "--labels", str(p["tss"]), "--preset", "totalspineseg",
                "--roi", "body", "--levels", "L1-L4", "--out", str(tmp_path), "--no-qc"])
     assert rc == 0
-    long = pd.read_csv(tmp_path / "measure_vertebrae.tsv", sep="\t")
+    long = pd.read_csv(tmp_path / "sub-01" / "sub-01_vertebrae.tsv", sep="\t")
     assert sorted(long["level"]) == LUMBAR[:4] and (long["roi"] == "body").all()
-    assert not list(tmp_path.glob("*.png"))
+    assert not list(tmp_path.glob("**/*.png"))
 
 
 def test_measure_two_readers(files, tmp_path):
@@ -85,6 +86,7 @@ def test_measure_two_readers(files, tmp_path):
     rc = main(["measure", "--map", f"pdff={pdff}", "--labels", str(p["labels"]), "--roi", "roi",
                "--reader-roi", f"A={pa}", "--reader-roi", f"B={pb}", "--out", str(out), "--exam", "sub-01"])
     assert rc == 0
+    out = out / "sub-01"
     per = pd.read_csv(out / "sub-01_vertebrae_readers.tsv", sep="\t")
     assert set(per["reader"]) == {"A", "B"}
     avg = pd.read_csv(out / "sub-01_vertebrae.tsv", sep="\t")
@@ -107,7 +109,7 @@ def test_measure_seed_without_labels(files, tmp_path):
         seeds += ["--roi-point", f"{level}={xyz[0]:.3f},{xyz[1]:.3f},{xyz[2]:.3f}"]
     rc = main(["measure", "--map", f"pdff={p['pdff']}", "--roi", "seed", *seeds, "--out", str(tmp_path)])
     assert rc == 0
-    long = pd.read_csv(tmp_path / "measure_vertebrae.tsv", sep="\t").set_index("level")
+    long = pd.read_csv(tmp_path / "sub-01" / "sub-01_vertebrae.tsv", sep="\t").set_index("level")
     truth = ph.truth.set_index("level")
     for level in ("L2", "L3"):
         assert long.loc[level, "mean"] == pytest.approx(truth.loc[level, "pdff_percent"], abs=0.2)
