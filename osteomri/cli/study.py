@@ -46,7 +46,8 @@ def study(
 ) -> None:
     """Table 1, Table 2 (ROC, DeLong, Youden cut-offs), correlations, reader agreement and report.html."""
     from osteomri.io.provenance import provenance, write_table_atomic
-    from osteomri.report.study import load_cohort, run_study, write_study
+    from osteomri.pipeline.study import load_cohort, run_study
+    from osteomri.report.study import write_study
 
     if nan_policy not in ("omit", "raise"):
         raise InputError(f"--nan-policy must be omit or raise, got {nan_policy!r}")
