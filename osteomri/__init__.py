@@ -1,9 +1,9 @@
 """osteomri: quantitative lumbar-spine MRI biomarkers of bone health.
 
-Sub-packages (imports only point downwards):
-``io`` (images, NIfTI/DICOM/.mat, provenance) -> ``models`` (signal models, Model/Fit pairs)
--> ``phantom`` (digital lumbar spine) -> ``vertebrae`` (labels, ROIs, per-vertebra tables, VBQ)
--> ``stats`` (diagnostic statistics) -> ``pipeline`` (exam, cohort) -> ``report`` -> ``cli``.
+Sub-packages, lowest first (each imports only those before it; docs/architecture.md draws the same):
+``io`` (images, NIfTI/DICOM/.mat, provenance) -> ``models`` (signal models, Model/Fit pairs, the map
+registry) -> ``phantom`` (digital lumbar spine) -> ``stats`` (diagnostic statistics) -> ``vertebrae`` (labels,
+ROIs, per-vertebra tables, VBQ) -> ``report`` (HTML, figures) -> ``pipeline`` (exam, cohort, study) -> ``cli``.
 """
 
 from osteomri._version import __version__

@@ -45,6 +45,13 @@ def test_the_documented_layers_are_the_packages():
     assert all(f"{name}.py" in text for name in FACADES)
 
 
+def test_the_package_docstring_draws_the_same_layers():
+    import osteomri
+
+    named = re.findall(r"``(\w+)``", osteomri.__doc__)
+    assert named == list(reversed(_layers())), named
+
+
 def test_imports_only_point_downward():
     rank = {name: i for i, name in enumerate(reversed(_layers()))}  # io lowest
     bad = []
