@@ -64,3 +64,24 @@ def test_real_files_load(shared_data):
     assert load_toolbox_mask(root / "ismrm2012_challenge" / "12.mat").shape == (157, 256, 3)
     oils = load_toolbox_mat(root / "bydder_pdff" / "PHANTOM_NDB_OILS.mat")
     assert oils.data.shape == (192, 192, 1, 15) and oils.meta["RepetitionTime"] == pytest.approx(0.013016)
+
+
+def test_no_geometry_is_said_not_assumed_silently(tmp_path, capsys):
+    """A .mat file stores no voxel size: the 1 mm identity affine is flagged and warned about (issue 13 item 14)."""
+    from osteomri.cli.main import main
+    from osteomri.errors import InputWarning
+
+    images = np.ones((4, 3, 1, 1, 3), np.complex64)
+    _toolbox(tmp_path / "a.mat", images, [1e-3, 2e-3, 3e-3])
+    with pytest.warns(InputWarning, match="a.mat stores no geometry: 1 mm isotropic"):
+        img = load_toolbox_mat(tmp_path / "a.mat")
+    assert img.meta["VoxelSizeAssumed"] is True and np.allclose(img.affine, np.eye(4))
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", InputWarning)
+        sized = load_toolbox_mat(tmp_path / "a.mat", voxel_size_mm=(1.5, 1.5, 5.0))
+    assert "VoxelSizeAssumed" not in sized.meta and np.allclose(np.diag(sized.affine)[:3], (1.5, 1.5, 5.0))
+    main(["waterfat", str(tmp_path / "a.mat"), "-o", str(tmp_path / "out")])  # the fit itself may refuse this data
+    err = capsys.readouterr().err
+    assert err.count("warning: a.mat stores no geometry") == 1 and "InputWarning" not in err
