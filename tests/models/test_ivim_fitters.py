@@ -85,6 +85,6 @@ def test_bayesian_posterior_matches_grid_quadrature():
         theta = np.array([full.s0[v], full.f[v], full.d_mm2_s[v], full.dstar_mm2_s[v]])
         mean, sdev = _grid_posterior(signal[v], theta)
         got = np.array([bayes.s0[v], bayes.f[v], bayes.d_mm2_s[v], bayes.dstar_mm2_s[v]])
-        got_sd = np.array([bayes.sd[k][v] for k in ("s0_sd", "f_sd", "d_mm2_s_sd", "dstar_mm2_s_sd")])
+        got_sd = np.array([bayes.sd[k][v] for k in ("ivim_s0_sd", "f_sd", "d_mm2_s_sd", "dstar_mm2_s_sd")])
         assert np.all(np.abs(got - mean) <= 0.2 * sdev), (v, got, mean, sdev)
         np.testing.assert_allclose(got_sd, sdev, rtol=0.2)
