@@ -229,10 +229,16 @@ class UteT2starModel:
         yn = y / scale
         lower = np.array([0.0] * k + [b[0] for b in bounds])
         upper = np.array([np.inf] * k + [b[1] for b in bounds])
-        theta = self._grid_start(yn, te_ms, bounds, cfat) if y.size else np.zeros((0, 2 * k))
-        if k == 3 and y.size:  # the magnitude of a fat-modulated sum is multimodal: several fat fractions tried
-            theta = self._fat_multistart(kernel, theta, yn, lower, upper)
-        theta, cost, jac = levenberg_marquardt(kernel, theta, yn, lower, upper, n_iter=15)
+        n = yn.shape[0]
+        theta = np.zeros((n, 2 * k))
+        cost = np.zeros(n)
+        jac = np.zeros((n, te_ms.size, 2 * k))
+        for sl in _chunks(n):  # chunks keep the batched arrays in cache
+            t0 = self._grid_start(yn[sl], te_ms, bounds, cfat)
+            if k == 3:  # the magnitude of a fat-modulated sum is multimodal: several starts
+                t0 = self._fat_multistart(kernel, t0, yn[sl], lower, upper)
+            theta[sl], cost[sl], jac[sl] = levenberg_marquardt(kernel, t0, yn[sl], lower, upper, n_iter=10,
+                                                                   tol=1e-6)
         dof = max(te_ms.size - 2 * k, 1)
         if self.noise_sd is not None:
             sigma = self.noise_sd / scale
@@ -243,7 +249,9 @@ class UteT2starModel:
                 s, j = kernel(t)
                 m, d = rician_mean(s, sigma)
                 return m, j * d[..., None]
-            theta, cost, jac = levenberg_marquardt(rician_kernel, theta, yn, lower, upper)
+            for sl in _chunks(n):
+                theta[sl], cost[sl], jac[sl] = levenberg_marquardt(rician_kernel, theta[sl], yn[sl], lower, upper,
+                                                                   tol=1e-7)
             if self.noise_sd is None:
                 sigma = float(np.sqrt(np.median(cost) / dof))
         sd = crlb_sd(jac, sigma) if y.size else np.zeros((0, 2 * k))
@@ -329,6 +337,10 @@ class UteT2starFit:
         out = np.full(self.mask.shape + (te.size,), np.nan, dtype=np.float32)
         out[self.mask] = s
         return out
+
+
+def _chunks(n: int, size: int = 8192) -> list[slice]:
+    return [slice(i, min(i + size, n)) for i in range(0, n, size)]
 
 
 def _delta_sd(jac: np.ndarray | None, grad: np.ndarray, sd: np.ndarray, theta: np.ndarray) -> np.ndarray:
