@@ -101,12 +101,20 @@ def levenberg_marquardt(model: Model, theta0: np.ndarray, y: np.ndarray, lower: 
     return theta, cost, jac
 
 
+def crlb_covariance(jac: np.ndarray, noise_sd: np.ndarray | float) -> np.ndarray:
+    """Cramér–Rao covariance ``[n, p, p]`` = sigma^2 (J^T J)^-1 (Gaussian noise); NaN where J^T J is singular."""
+    jtj = _gram(jac)
+    cov = np.full_like(jtj, np.nan)
+    diag = np.sqrt(np.maximum(np.einsum("npp->np", jtj), 1e-300))
+    scaled = jtj / (diag[:, :, None] * diag[:, None, :])  # unit diagonal: conditioning judged scale-free
+    ok = np.isfinite(scaled).all(axis=(1, 2))
+    ok[ok] = np.linalg.cond(scaled[ok]) < 1e12
+    if ok.any():
+        cov[ok] = np.linalg.inv(scaled[ok]) / (diag[ok, :, None] * diag[ok, None, :])
+    return cov * np.asarray(noise_sd, dtype=float).reshape(-1, 1, 1) ** 2
+
+
 def crlb_sd(jac: np.ndarray, noise_sd: np.ndarray | float) -> np.ndarray:
     """Cramér–Rao standard deviations ``[n, p]``: sqrt(diag(sigma^2 (J^T J)^-1)); NaN where singular."""
-    jtj = _gram(jac)
-    cond_ok = np.isfinite(jtj).all(axis=(1, 2))
-    cov = np.full_like(jtj, np.nan)
-    if cond_ok.any():
-        cov[cond_ok] = np.linalg.pinv(jtj[cond_ok], rcond=1e-12)
-    var = np.einsum("npp->np", cov) * np.asarray(noise_sd, dtype=float).reshape(-1, 1) ** 2
+    var = np.einsum("npp->np", crlb_covariance(jac, noise_sd))
     return np.sqrt(np.where(var >= 0, var, np.nan))

@@ -25,7 +25,7 @@ from typing import Any
 import numpy as np
 
 from osteomri.errors import InputError
-from osteomri.models.lm import crlb_sd, levenberg_marquardt
+from osteomri.models.lm import crlb_covariance, levenberg_marquardt
 from osteomri.models.registry import MapSpec, finalise_maps, register_maps
 from osteomri.models.ute.signal import fat_modulation, multiexp, rician_mean
 
@@ -231,33 +231,36 @@ class UteT2starModel:
         upper = np.array([np.inf] * k + [b[1] for b in bounds])
         n = yn.shape[0]
         theta = np.zeros((n, 2 * k))
-        cost = np.zeros(n)
-        jac = np.zeros((n, te_ms.size, 2 * k))
         for sl in _chunks(n):  # chunks keep the batched arrays in cache
-            t0 = self._grid_start(yn[sl], te_ms, bounds, cfat)
+            theta[sl] = self._grid_start(yn[sl], te_ms, bounds, cfat)
             if k == 3:  # the magnitude of a fat-modulated sum is multimodal: several starts
-                t0 = self._fat_multistart(kernel, t0, yn[sl], lower, upper)
-            theta[sl], cost[sl], jac[sl] = levenberg_marquardt(kernel, t0, yn[sl], lower, upper, n_iter=10,
-                                                                   tol=1e-6)
+                theta[sl] = self._fat_multistart(kernel, theta[sl], yn[sl], lower, upper)
         dof = max(te_ms.size - 2 * k, 1)
         if self.noise_sd is not None:
             sigma = self.noise_sd / scale
+        elif n:  # noise SD from Gaussian fits of (an even subsample of) the voxels
+            sub = np.linspace(0, n - 1, min(n, 4096)).astype(int)
+            _, sub_cost, _ = levenberg_marquardt(kernel, theta[sub], yn[sub], lower, upper, n_iter=30, tol=1e-7)
+            sigma = float(np.sqrt(np.median(sub_cost) / dof))
         else:
-            sigma = float(np.sqrt(np.median(cost) / dof)) if cost.size else 0.0
-        if self.rician and sigma > 0 and y.size:
-            def rician_kernel(t: np.ndarray, rows: np.ndarray):
-                s, j = kernel(t)
-                m, d = rician_mean(s, sigma)
-                return m, j * d[..., None]
-            for sl in _chunks(n):
-                theta[sl], cost[sl], jac[sl] = levenberg_marquardt(rician_kernel, theta[sl], yn[sl], lower, upper,
-                                                                   tol=1e-7)
-            if self.noise_sd is None:
-                sigma = float(np.sqrt(np.median(cost) / dof))
-        sd = crlb_sd(jac, sigma) if y.size else np.zeros((0, 2 * k))
-        cov_needed = k >= 2
-        return UteT2starFit(model=self, mask=mask, theta=theta * np.r_[[scale] * k, [1.0] * k], sd=sd *
-                            np.r_[[scale] * k, [1.0] * k], jac=jac if cov_needed else None, cost=cost * scale**2,
+            sigma = 0.0
+        use_rice = self.rician and sigma > 0
+
+        def rician_kernel(t: np.ndarray, rows: np.ndarray):
+            s, j = kernel(t)
+            m, d = rician_mean(s, sigma)
+            return m, j * d[..., None]
+
+        cost = np.zeros(n)
+        jac = np.zeros((n, te_ms.size, 2 * k))
+        for sl in _chunks(n):
+            theta[sl], cost[sl], jac[sl] = levenberg_marquardt(rician_kernel if use_rice else kernel, theta[sl],
+                                                               yn[sl], lower, upper, tol=1e-7)
+        if self.noise_sd is None and n:
+            sigma = float(np.sqrt(np.median(cost) / dof))
+        units = np.r_[[scale] * k, [1.0] * k]  # amplitudes back to signal units; rates unchanged
+        cov = crlb_covariance(jac, sigma) * units[:, None] * units[None, :] if n else np.zeros((0, 2 * k, 2 * k))
+        return UteT2starFit(model=self, mask=mask, theta=theta * units, cov=cov, cost=cost * scale**2,
                             noise_sd=sigma * scale, kinds=kinds)
 
 
@@ -269,8 +272,8 @@ class UteT2starFit:
     Cramér–Rao SDs keyed ``<map>_sd``; ``qc`` the noise SD used and the fitted voxel count.
     """
 
-    def __init__(self, *, model: UteT2starModel, mask: np.ndarray, theta: np.ndarray, sd: np.ndarray,
-                 jac: np.ndarray | None, cost: np.ndarray, noise_sd: float, kinds: list[str]) -> None:
+    def __init__(self, *, model: UteT2starModel, mask: np.ndarray, theta: np.ndarray, cov: np.ndarray,
+                 cost: np.ndarray, noise_sd: float, kinds: list[str]) -> None:
         self.model = model
         self.mask = mask
         self._theta = theta
@@ -281,6 +284,7 @@ class UteT2starFit:
         safe = np.where(s0 > 0, s0, np.nan)
         values: dict[str, np.ndarray] = {"ute_s0": s0}
         sds: dict[str, np.ndarray] = {}
+        sd = np.sqrt(np.maximum(np.einsum("npp->np", cov), 0.0))
         with np.errstate(divide="ignore", invalid="ignore"):
             t2 = 1.0 / rates
             sd_t2 = sd[:, k:] / rates**2
@@ -293,7 +297,7 @@ class UteT2starFit:
                 grad = np.zeros_like(theta)
                 grad[:, :k] = -amps[:, 0:1] / safe[:, None] ** 2
                 grad[:, 0] += 1.0 / safe
-                sds["fraction_short_sd"] = _delta_sd(jac, grad, sd, theta)
+                sds["fraction_short_sd"] = np.sqrt(np.einsum("np,npq,nq->n", grad, cov, grad))
                 if k == 3:
                     values["t2star_fat_ms"], sds["t2star_fat_ms_sd"] = t2[:, 2], sd_t2[:, 2]
                     values["fraction_fat"] = amps[:, 2] / safe
@@ -341,16 +345,3 @@ class UteT2starFit:
 
 def _chunks(n: int, size: int = 8192) -> list[slice]:
     return [slice(i, min(i + size, n)) for i in range(0, n, size)]
-
-
-def _delta_sd(jac: np.ndarray | None, grad: np.ndarray, sd: np.ndarray, theta: np.ndarray) -> np.ndarray:
-    """SD of a function of the parameters by the delta method: sqrt(g^T C g) with C the Cramér–Rao covariance
-    (rebuilt from the Jacobian, scaled to the reported parameter SDs)."""
-    if jac is None or theta.shape[0] == 0:
-        return np.zeros(theta.shape[0])
-    jtj = np.einsum("nmp,nmq->npq", jac, jac)
-    cov = np.linalg.pinv(jtj, rcond=1e-12)
-    d = np.sqrt(np.clip(np.einsum("npp->np", cov), 1e-300, None))
-    corr = cov / (d[:, :, None] * d[:, None, :])
-    cov_scaled = corr * sd[:, :, None] * sd[:, None, :]
-    return np.sqrt(np.clip(np.einsum("np,npq,nq->n", grad, cov_scaled, grad), 0, None))
