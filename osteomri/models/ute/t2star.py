@@ -27,7 +27,8 @@ import numpy as np
 from osteomri.errors import InputError
 from osteomri.models.lm import crlb_covariance, levenberg_marquardt
 from osteomri.models.registry import MapSpec, finalise_maps, register_maps
-from osteomri.models.ute.signal import fat_modulation, multiexp, rician_mean
+from osteomri.models.ute.kernels import fit_multiexp
+from osteomri.models.ute.signal import _RICE_DERIV, _RICE_MEAN, _RICE_STEP, fat_modulation, multiexp, rician_mean
 
 register_maps(
     MapSpec("ute_s0", "{a.u.}", "UTE signal extrapolated to TE = 0 (sum of all components)", "desc-ute_S0map",
@@ -200,6 +201,21 @@ class UteT2starModel:
         best = np.argmin(cost.reshape(len(starts), n), axis=0)
         return fitted.reshape(len(starts), n, -1)[best, np.arange(n)]
 
+    def _lm(self, kernel, theta: np.ndarray, y: np.ndarray, te_ms: np.ndarray, lower: np.ndarray,
+            upper: np.ndarray, sigma: float, n_iter: int = 50, tol: float = 1e-7):
+        """Levenberg–Marquardt of the (Rician, when sigma > 0) decay: compiled for 1–2 components."""
+        if self.components < 3:
+            return fit_multiexp(np.ascontiguousarray(y, dtype=float), np.ascontiguousarray(te_ms, dtype=float),
+                                np.ascontiguousarray(theta, dtype=float), self.components, lower.astype(float),
+                                upper.astype(float), float(sigma), _RICE_STEP, _RICE_MEAN, _RICE_DERIV, n_iter, tol)
+        if sigma > 0:
+            def rician_kernel(t: np.ndarray, rows: np.ndarray):
+                s, j = kernel(t)
+                m, d = rician_mean(s, sigma)
+                return m, j * d[..., None]
+            return levenberg_marquardt(rician_kernel, theta, y, lower, upper, n_iter=n_iter, tol=tol)
+        return levenberg_marquardt(kernel, theta, y, lower, upper, n_iter=n_iter, tol=tol)
+
     def fit(self, data: np.ndarray, mask: np.ndarray | None = None) -> UteT2starFit:
         """Fit ``data[..., n_echoes]`` (magnitude or complex). ``mask`` defaults to the voxels whose first
         echo exceeds 5 % of its 99th percentile (no fitting of air)."""
@@ -240,22 +256,17 @@ class UteT2starModel:
             sigma = self.noise_sd / scale
         elif n:  # noise SD from Gaussian fits of (an even subsample of) the voxels
             sub = np.linspace(0, n - 1, min(n, 4096)).astype(int)
-            _, sub_cost, _ = levenberg_marquardt(kernel, theta[sub], yn[sub], lower, upper, n_iter=30, tol=1e-7)
+            _, sub_cost, _ = self._lm(kernel, theta[sub], yn[sub], te_ms, lower, upper, 0.0, n_iter=30)
             sigma = float(np.sqrt(np.median(sub_cost) / dof))
         else:
             sigma = 0.0
         use_rice = self.rician and sigma > 0
 
-        def rician_kernel(t: np.ndarray, rows: np.ndarray):
-            s, j = kernel(t)
-            m, d = rician_mean(s, sigma)
-            return m, j * d[..., None]
-
         cost = np.zeros(n)
         jac = np.zeros((n, te_ms.size, 2 * k))
         for sl in _chunks(n):
-            theta[sl], cost[sl], jac[sl] = levenberg_marquardt(rician_kernel if use_rice else kernel, theta[sl],
-                                                               yn[sl], lower, upper, tol=1e-7)
+            theta[sl], cost[sl], jac[sl] = self._lm(kernel, theta[sl], yn[sl], te_ms, lower, upper,
+                                                    sigma if use_rice else 0.0)
         if self.noise_sd is None and n:
             sigma = float(np.sqrt(np.median(cost) / dof))
         units = np.r_[[scale] * k, [1.0] * k]  # amplitudes back to signal units; rates unchanged
