@@ -13,18 +13,9 @@ unique whatever the maximum flow), the same set a breadth-first search after any
 
 from __future__ import annotations
 
-import numba
 import numpy as np
 
-
-def _compiled(func):
-    """``numba.njit`` with the compiled code cached on disk; where no cache location is writable (a read-only
-    install without a writable home), compiled anew in each process instead of failing at import."""
-    try:
-        return numba.njit(cache=True)(func)
-    except RuntimeError:  # numba: "cannot cache function ...: no locator available"
-        return numba.njit(func)
-
+from osteomri.models.jit import compiled as _compiled
 
 _FREE, _SOURCE, _SINK = 0, 1, 2
 _TERMINAL, _ORPHAN, _NONE = -1, -2, -3
