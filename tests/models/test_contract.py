@@ -18,6 +18,7 @@ import pytest
 from osteomri.io.image import Image
 from osteomri.models.ivim import IvimModel, ivim_signal
 from osteomri.models.registry import Fit, map_spec, registered_maps
+from osteomri.models.ute import UteMtModel, UteT2starModel, UteVfaT1Model, two_pool_signal
 from osteomri.models.waterfat import WaterFatModel, multiecho_signal
 
 TE_S = 1.2e-3 + 1.0e-3 * np.arange(6)
@@ -32,6 +33,7 @@ class Case:
     build: Callable[[], Any]  # the model, built directly
     image: Callable[[], Image]  # the same acquisition as an Image (data + metadata)
     fit_kwargs: dict[str, Any]
+    maps: tuple[str, ...] | None = None  # the maps of this configuration, when a family registers more
 
 
 def _waterfat_image() -> Image:
@@ -50,11 +52,47 @@ def _ivim_image() -> Image:
     return Image(s.astype(np.float32), AFFINE, {"bvalues": B_S_MM2.tolist()})
 
 
+UTE_TE_S = np.array([0.032, 0.1, 0.2, 0.4, 0.6, 0.8, 1.0, 1.4, 1.8, 2.2, 2.8, 3.4, 4.4]) * 1e-3
+MT = {"offsets_hz": np.tile([2000.0, 5000.0, 10000.0, 15000.0, 20000.0], 3).tolist(),
+      "pulse_flip_deg": np.repeat([500.0, 1000.0, 1500.0], 5).tolist(), "pulse_duration_s": 8e-3, "tr_s": 0.1,
+      "excitation_flip_deg": 10.0, "r1_water_hz": 8.9}
+VFA_DEG, VFA_TR_S = [3.0, 8.0, 15.0, 25.0], 0.02
+
+
+def _ute_image() -> Image:
+    fs = np.linspace(0.6, 0.9, 8)[:, None, None] * np.ones((8, 3, 2))
+    te = UTE_TE_S * 1e3
+    s = fs[..., None] * np.exp(-te / 0.3) + (1 - fs[..., None]) * np.exp(-te / 3.0)
+    s[0, 0, 0] = 0.0  # no signal -> not fitted
+    return Image(s.astype(np.float32), AFFINE, {"EchoTime": UTE_TE_S.tolist(), "MagneticFieldStrength": 3.0})
+
+
+def _ute_mt_image() -> Image:
+    model = UteMtModel(**MT)
+    f = np.linspace(0.3, 0.6, 6)
+    s = two_pool_signal(model.offsets_hz, model.w2, 1.0, f, 9.5, 0.5e-3, 15e-6, 8.9).reshape(6, 1, 1, -1)
+    s = np.repeat(s, 2, axis=1)
+    s[0, 0, 0] = 0.0
+    return Image(s.astype(np.float32), AFFINE, dict(MT))
+
+
+def _vfa_image() -> Image:
+    t1 = np.linspace(300.0, 1500.0, 6)[:, None, None] * np.ones((6, 2, 2))
+    a, e = np.deg2rad(VFA_DEG), np.exp(-VFA_TR_S * 1e3 / t1)[..., None]
+    s = 100 * np.sin(a) * (1 - e) / (1 - e * np.cos(a))
+    s[0, 0, 0] = 0.0
+    return Image(s.astype(np.float32), AFFINE, {"FlipAngle": VFA_DEG, "RepetitionTime": VFA_TR_S})
+
+
 CASES = [
     Case("waterfat", WaterFatModel,
          lambda: WaterFatModel(TE_S, 3.0, precession_clockwise=True, voxel_size_mm=(1.5, 1.5, 5.0)),
          _waterfat_image, {}),
     Case("ivim", IvimModel, lambda: IvimModel(B_S_MM2, "full"), _ivim_image, {}),
+    Case("ute", UteT2starModel, lambda: UteT2starModel(UTE_TE_S, field_strength_t=3.0), _ute_image, {},
+         ("ute_s0", "t2star_short_ms", "t2star_long_ms", "fraction_short", "ute_residual")),
+    Case("ute_mt", UteMtModel, lambda: UteMtModel(**MT), _ute_mt_image, {}),
+    Case("ute_vfa", UteVfaT1Model, lambda: UteVfaT1Model(VFA_DEG, VFA_TR_S), _vfa_image, {}),
 ]
 
 
@@ -70,7 +108,7 @@ def test_maps_are_the_registered_names_float32_nan_outside_the_mask(fitted):
     case, image, _, fit = fitted
     assert isinstance(fit, Fit)
     maps = fit.maps()
-    assert set(maps) == set(registered_maps(case.family))
+    assert set(maps) == set(case.maps or registered_maps(case.family))
     mask = np.asarray(fit.mask)
     assert mask.dtype == bool and mask.shape == image.spatial_shape
     assert 0 < mask.sum() < mask.size  # the no-signal voxel is not fitted
