@@ -19,8 +19,8 @@ def register(app: typer.Typer) -> None:
 
 @cohort_app.command("run")
 def run(
-    dataset: Path = typer.Argument(..., help="BIDS-like folder (sub-*/[ses-*/]anat|dwi/) or manifest .csv/.tsv."),
-    out: Path = typer.Option(..., "--out", help="Output folder: OUT/sub-XX[/ses-YY]/ per exam + cohort tables."),
+    dataset: Path = typer.Argument(..., help="BIDS-like folder (sub-*/\\[ses-*/]anat|dwi/) or manifest .csv/.tsv."),
+    out: Path = typer.Option(..., "--out", help="Output folder: OUT/sub-XX\\[/ses-YY]/ per exam + cohort tables."),
     scheduler: str = typer.Option(None, "--scheduler",
                                   help="Dask scheduler address (tcp://HOST:PORT); default: a local cluster."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the local cluster."),

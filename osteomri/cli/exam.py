@@ -29,8 +29,8 @@ def _parse_clinical(items: list[str]) -> dict:
 
 
 def exam(
-    out: Path = typer.Option(..., "--out", help="Output folder; the exam goes to OUT/sub-XX[/ses-YY]/."),
-    exam_id: str = typer.Option("sub-01", "--exam-id", help="BIDS-style sub-<label>[_ses-<label>]."),
+    out: Path = typer.Option(..., "--out", help="Output folder; the exam goes to OUT/sub-XX\\[/ses-YY]/."),
+    exam_id: str = typer.Option("sub-01", "--exam-id", help="BIDS-style sub-<label>\\[_ses-<label>]."),
     megre: str = typer.Option(None, help="Multi-echo GRE: NIfTI (+JSON sidecar with EchoTime), DICOM folder, .mat."),
     pdff: str = typer.Option(None, help="Vendor PDFF map (percent) when no MEGRE is given."),
     r2star: str = typer.Option(None, help="Vendor R2* map (1/s) when no MEGRE is given."),
