@@ -122,6 +122,7 @@ def test_cohort_against_truth_with_one_corrupted_exam(corrupted_run):
     errors = pd.read_csv(out / "errors.tsv", sep="\t")
     assert len(errors) == 1 and errors.loc[0, "exam"] == CORRUPT
     assert errors.loc[0, "stage"] == "vendor_maps" and errors.loc[0, "message"]
+    assert errors.loc[0, "message"].startswith(f"{CORRUPT}_pdff.nii.gz is truncated or corrupt")  # issue 13.2
     assert str(ds) not in errors.loc[0, "message"]  # no dataset paths in the records
     assert result.counts["done"] == N_EXAMS - 1 and result.counts["failed"] == 1 and result.counts["lost"] == 0
 
