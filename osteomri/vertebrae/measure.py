@@ -45,7 +45,7 @@ LONG_COLUMNS = ("exam", "level", "map", "roi", "n_voxels", "volume_mm3", "mean",
                 "p95")
 STAT_COLUMNS = LONG_COLUMNS[4:]
 LEVEL_SETS = {"L1-L4": ("L1", "L2", "L3", "L4"), "L1-L5": LUMBAR}
-_LABEL_OPTIONS = ("subregion", "lowest_level", "vein", "min_component_mm3")
+_LABEL_OPTIONS = ("subregion", "lowest_level", "vein", "min_component_mm3", "resample")
 
 
 def roi_statistics(values: np.ndarray, voxel_volume_mm3: float) -> dict[str, float]:
