@@ -50,12 +50,24 @@ for _name in COMMAND_MODULES:
         importlib.import_module(f"osteomri.cli.{_name}").register(app)
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of the library (labels resampled, vertebra cut by the field of view, ...) as one line each."""
+    from rich.markup import escape
+
+    err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console entry point. Returns the exit code (also used by tests with an explicit ``argv``)."""
+    import warnings
+
     args = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in args
     try:
-        app(args=args, prog_name="osteomri", standalone_mode=True)
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.showwarning = _show_warning
+            app(args=args, prog_name="osteomri", standalone_mode=True)
     except SystemExit as exc:  # typer/click report usage errors and --version this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
     except (OsteoMRIError, FileNotFoundError, PermissionError) as exc:

@@ -79,6 +79,8 @@ def measure(
                                    "repeatable."),
     margin_mm: float = typer.Option(None, "--margin-mm", help="ROI margin from cortex and endplates (mm)."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="Write a QC PNG per map."),
+    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels that are not on a "
+                                         "map's grid by world coordinates (else refused: misregistration?)."),
 ) -> None:
     """Per-vertebra statistics (mean, median, SD, IQR, P5, P95, volume) of each map in each level's ROI."""
     from osteomri.cli._common import console
@@ -100,10 +102,15 @@ def measure(
         opts["subregion"] = load_nifti(subregion)
     if lowest_level is not None:
         opts["lowest_level"] = lowest_level
+    if resample_labels:
+        opts["resample"] = True
     roi_opts = {"margin_mm": margin_mm} if margin_mm is not None and roi in ("paper", "body") else {}
     level_sel = _parse_levels(levels)
     stem = exam or "measure"
-    out.mkdir(parents=True, exist_ok=True)
+    if t1w is not None and label_img is None:
+        raise InputError("--t1w (VBQ) needs --labels")
+    # every computation that can refuse the input runs before the first write (which makes the folder)
+    res = vbq_score(load_nifti(t1w), label_img, preset, cutoff=vbq_cutoff, **opts) if t1w is not None else None
     written = []
     if roi == "reader":
         readers = measure_readers(maps, label_img, _parse_readers(reader_roi), preset=preset, exam=exam,
@@ -124,9 +131,6 @@ def measure(
     written.append(write_table_atomic(long, out / f"{stem}_vertebrae.tsv", "%.6g"))
     written.append(write_table_atomic(summarize_levels(long), out / f"{stem}_vertebrae_summary.tsv", "%.6g"))
     if t1w is not None:
-        if label_img is None:
-            raise InputError("--t1w (VBQ) needs --labels")
-        res = vbq_score(load_nifti(t1w), label_img, preset, cutoff=vbq_cutoff, **opts)
         from osteomri.io.provenance import write_json_atomic
 
         written.append(write_json_atomic(out / f"{stem}_vbq.json", vars(res)))

@@ -18,6 +18,7 @@ import numpy as np
 from osteomri.errors import InputError
 from osteomri.io.image import Image
 from osteomri.io.loader import is_dicom_source, load_image
+from osteomri.pipeline.guards import check_screenable, labelled_options, with_notes
 from osteomri.pipeline.spec import ExamResult, ExamSpec
 
 # Map key -> (BIDS-style file suffix, units, description). One home for the names of every output map.
@@ -193,19 +194,21 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
     maps = {k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}
     if not maps:
         raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
-    table, rois = measure_vertebrae_with_rois(maps, ctx.input("labels"), preset=spec.label_preset, roi=spec.roi,
-                                              exam=spec.exam_id, **_opts(spec, "measure"))
+    (table, rois), notes = with_notes(lambda: measure_vertebrae_with_rois(
+        maps, ctx.input("labels"), preset=spec.label_preset, roi=spec.roi, exam=spec.exam_id,
+        **labelled_options(spec, "measure")))
     ctx.result.vertebrae = table
     shown = {name: maps[name] for name in QC_FIGURE_MAPS if name in rois}
     if shown:
         ctx.result.figures["qc"] = qc_panels(shown, rois)
-    return f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'"
+    return "; ".join([f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'", *notes])
 
 
 def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
     from osteomri.vertebrae import vbq_score
 
-    res = vbq_score(ctx.input("t1w"), ctx.input("labels"), preset=spec.label_preset, **_opts(spec, "vbq"))
+    res = vbq_score(ctx.input("t1w"), ctx.input("labels"), preset=spec.label_preset,
+                    **labelled_options(spec, "vbq"))
     ctx.result.scores["vbq"] = res
     value = getattr(res, "value", res)
     return f"VBQ = {float(value):.3f}"
@@ -225,8 +228,9 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     if not values:
         raise InputError("no PDFF or R2* measured in L1–L5: nothing to compare with the published cut-offs")
     opts = _opts(spec, "screening")
-    screen = screen_markers(values, opts.get("pretest_probability", SEED_STUDY_PREVALENCE))
     field = ctx.images["megre"].meta.get("MagneticFieldStrength") if "megre" in ctx.images else None
+    check_screenable(lumbar, field, ctx.result.qc)
+    screen = screen_markers(values, opts.get("pretest_probability", SEED_STUDY_PREVALENCE))
     screen["levels"] = ",".join(sorted(lumbar["level"].unique()))
     screen["field_strength_t"] = field
     screen["applicability"] = ("protocol matches (3 T)" if field is not None and abs(float(field) - 3.0) < 0.2

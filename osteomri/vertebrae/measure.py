@@ -40,6 +40,7 @@ from osteomri.vertebrae.rois import (
     seed_rois,
     select_levels,
 )
+from osteomri.vertebrae.sanity import check_measured, truncated_levels
 
 LONG_COLUMNS = ("exam", "level", "map", "roi", "n_voxels", "volume_mm3", "mean", "median", "sd", "iqr", "p05",
                 "p95")
@@ -159,6 +160,9 @@ def measure_vertebrae_with_rois(
     """As :func:`measure_vertebrae`, plus map name → the :class:`RoiSet` measured on it (none for readers)."""
     if not maps:
         raise InputError("no map to measure")
+    for name, image in maps.items():
+        if isinstance(image, Image) and not np.isfinite(np.abs(np.asarray(image.data))).any():
+            raise InputError(f"map {name!r} has no finite values (NaN-only data): nothing to measure")
     roi = "reader" if roi == "roi" else roi
     if roi == "reader":
         return measure_readers(maps, labels, reader_rois or {}, preset=preset, exam=exam, levels=levels,
@@ -187,7 +191,9 @@ def measure_vertebrae_with_rois(
         vl = resolve_labels(labels, preset, reference=grid_ref, **label_opts)
         lv = select_levels(vl, levels)
         rois = place_rois(vl, roi, lv, **options)
-        tables.append(measure_rois(group, rois, exam))
+        table = measure_rois(group, rois, exam)
+        check_measured(table, truncated_levels(vl.level_map, vl.affine, lv))
+        tables.append(table)
         used.update(dict.fromkeys(group, rois))
     return pd.concat(tables, ignore_index=True), used
 

@@ -45,6 +45,10 @@ class TruncatedVertebraWarning(UserWarning):
     """A vertebra is cut by the edge of the field of view: its ROI is partial or empty."""
 
 
+class EmptyRoiWarning(UserWarning):
+    """A level's ROI holds no finite voxel of a map: its statistics are blank."""
+
+
 def misalignment_mm(moving: Image, reference: Image) -> float:
     """Largest world distance (mm) between the voxel corners of ``reference``'s grid as placed by the two
     affines (the voxel indices of ``reference`` mapped by ``moving.affine`` and by ``reference.affine``)."""
@@ -118,7 +122,7 @@ def check_vertebral_column(level_map: np.ndarray, affine: np.ndarray, preset: st
         d = cents[upper] - cents[lower]
         ds, lateral = d[2] / steps, float(np.hypot(d[0], d[1])) / steps
         if ds < MIN_LEVEL_STEP_MM:
-            problems.append(f"'{upper}' is not above '{lower}' ({ds:+.0f} mm per level along S)")
+            problems.append(f"'{upper}' is not a vertebra above '{lower}' ({ds:+.0f} mm per level along S)")
         elif ds > MAX_LEVEL_STEP_MM:
             problems.append(f"'{upper}' and '{lower}' are {ds:.0f} mm apart per level (> {MAX_LEVEL_STEP_MM:.0f})")
         if lateral > MAX_LATERAL_STEP_MM:
@@ -147,3 +151,25 @@ def truncated_levels(level_map: np.ndarray, affine: np.ndarray, levels: list[str
     if levels is not None:
         cut &= set(levels)
     return sorted(cut, key=level_rank)
+
+
+def check_measured(table, levels_cut: list[str]) -> None:
+    """After measuring: a map with no finite voxel in any ROI is an error (blank statistics are no result);
+    a level whose ROI is empty for a map, or whose vertebra is cut by the field of view, is warned about.
+
+    ``table``: the tidy long table (``level``, ``map``, ``n_voxels``); ``levels_cut``: from
+    :func:`truncated_levels`.
+    """
+    for name, rows in table.groupby("map", sort=False):
+        if not (rows["n_voxels"] > 0).any():
+            raise InputError(f"map {name!r} has no finite value in any ROI (levels {', '.join(rows['level'])}): "
+                             "nothing to measure (NaN-only data, or the map does not cover the vertebrae)")
+    empty = table.loc[table["n_voxels"] == 0]
+    for level, rows in empty.groupby("level", sort=False):
+        cut = " (the vertebra is cut by the field of view)" if level in levels_cut else ""
+        warnings.warn(f"{level}: empty ROI for {', '.join(rows['map'])}{cut}; its statistics are blank",
+                      EmptyRoiWarning, stacklevel=3)
+    for level in levels_cut:
+        if level not in set(empty["level"]):
+            warnings.warn(f"{level} is cut by the field of view: its ROI covers only the part in view",
+                          TruncatedVertebraWarning, stacklevel=3)
