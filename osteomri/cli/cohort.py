@@ -29,6 +29,8 @@ def run(
     preset: str = typer.Option("spineps", "--preset", help="Label convention of the label maps."),
     roi: str = typer.Option("paper", "--roi", help="ROI strategy (paper, body, ...)."),
     connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
+    levels: str = typer.Option("L1-L5", "--levels", help="Levels of the per-patient means in "
+                               "cohort_patients.tsv: L1-L5 (default, the seed study's), L1-L4 or one level."),
     resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample label maps onto each map's "
                                          "grid by world coordinates (else labels off the grid are refused)."),
 ) -> None:
@@ -53,7 +55,7 @@ def run(
 
         result = run_cohort(specs, out, scheduler=scheduler, workers=workers, retries=retries,
                             retry_failed=retry_failed, progress=on_exam,
-                            connect_timeout=connect_timeout)
+                            connect_timeout=connect_timeout, levels=levels)
     c = result.counts
     console.print(f"{c['total']} exams: {c['done']} processed without error, {c['failed'] + c['lost']} failed, "
                   f"{c['skipped']} already complete ({result.seconds:.1f} s)", highlight=False)

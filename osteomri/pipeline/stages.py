@@ -217,12 +217,12 @@ def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
 def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     """Risk estimate: the L1–L5 mean PDFF and R2* against the seed study's published cut-offs."""
     from osteomri.stats.screening import PUBLISHED_CUTOFFS, SEED_STUDY_PREVALENCE, screen_markers
-    from osteomri.vertebrae.labels import LUMBAR
+    from osteomri.vertebrae.measure import DEFAULT_LEVEL_SET, parse_level_set
 
     table = ctx.result.vertebrae
     if table is None or not len(table):
         raise InputError("no per-vertebra table to screen (the measure stage did not succeed)")
-    lumbar = table[table["level"].isin(LUMBAR)]
+    lumbar = table[table["level"].isin(parse_level_set(DEFAULT_LEVEL_SET))]  # the seed study's L1–L5
     values = {m: float(lumbar.loc[lumbar["map"] == m, "mean"].mean()) for m in PUBLISHED_CUTOFFS
               if (lumbar["map"] == m).any()}
     if not values:

@@ -46,6 +46,10 @@ LONG_COLUMNS = ("exam", "level", "map", "roi", "n_voxels", "volume_mm3", "mean",
                 "p95")
 STAT_COLUMNS = LONG_COLUMNS[4:]
 LEVEL_SETS = {"L1-L4": ("L1", "L2", "L3", "L4"), "L1-L5": LUMBAR}
+# The one default level set of per-patient means (exam screening, cohort table, study): L1–L5, the levels of the
+# seed study whose published PDFF/R2* cut-offs the screening uses. Overridable (study/cohort ``--levels``); the
+# VBQ score keeps its own definition (L1–L4, Ehresman et al. 2020).
+DEFAULT_LEVEL_SET = "L1-L5"
 _LABEL_OPTIONS = ("subregion", "lowest_level", "vein", "min_component_mm3", "resample")
 
 
@@ -317,7 +321,7 @@ def parse_level_set(levels: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(levels)
 
 
-def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = "L1-L4", roi: str | None = None
+def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = DEFAULT_LEVEL_SET, roi: str | None = None
                      ) -> pd.DataFrame:
     """Per-patient means of a per-vertebra long table over ``levels``; one column per map.
 

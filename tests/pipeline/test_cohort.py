@@ -147,6 +147,7 @@ def test_cohort_against_truth_with_one_corrupted_exam(corrupted_run):
         truth = pd.read_csv(ds / "derivatives" / "phantom-truth" / "truth_patients.tsv", sep="\t").set_index("exam")
         ok = patients.index[patients["status"] == "done"]
         assert set(vertebrae["exam"]) == set(ok)
+        assert (patients.loc[ok, "levels"] == "L1-L5").all()  # the one default level set, named (issue 13.13)
         np.testing.assert_allclose(patients.loc[ok, "pdff_percent"], truth.loc[ok, "pdff_percent"], atol=1.5)
         np.testing.assert_allclose(patients.loc[ok, "r2star_hz"], truth.loc[ok, "r2star_hz"], atol=6.0)
     else:  # not built yet: reported, never faked; the table is empty but well-formed
