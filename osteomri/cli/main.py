@@ -50,11 +50,18 @@ for _name in COMMAND_MODULES:
         importlib.import_module(f"osteomri.cli.{_name}").register(app)
 
 
+_SHOWN: set[str] = set()
+
+
 def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
-    """Warnings of the library (labels resampled, vertebra cut by the field of view, ...) as one line each."""
+    """Warnings of the library (labels resampled, vertebra cut by the field of view, ...) as one line each,
+    each text once per command."""
     from rich.markup import escape
 
-    err_console.print(f"[bold yellow]warning:[/] {escape(str(message))}", highlight=False, soft_wrap=True)
+    text = str(message)
+    if text not in _SHOWN:
+        _SHOWN.add(text)
+        err_console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -65,6 +72,7 @@ def main(argv: list[str] | None = None) -> int:
     debug = "--debug" in args
     try:
         with warnings.catch_warnings():
+            _SHOWN.clear()
             if not debug:
                 warnings.showwarning = _show_warning
             app(args=args, prog_name="osteomri", standalone_mode=True)

@@ -19,7 +19,7 @@ import pandas as pd
 
 from osteomri.errors import InputError
 
-NOTED_WARNINGS = ("LabelAlignmentWarning", "TruncatedVertebraWarning", "EmptyRoiWarning")
+NOTED_WARNINGS = ("LabelAlignmentWarning", "TruncatedVertebraWarning", "EmptyRoiWarning", "ImplausibleMarrowWarning")
 
 
 def labelled_options(spec: Any, stage: str) -> dict[str, Any]:

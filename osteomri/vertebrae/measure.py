@@ -31,6 +31,7 @@ from osteomri.errors import InputError
 from osteomri.io.image import Image
 from osteomri.stats._validate import MissingDataWarning, require_columns
 from osteomri.vertebrae.labels import LUMBAR, VertebraLabels, get_preset, level_rank, resolve_labels
+from osteomri.vertebrae.plausibility import warn_if_implausible
 from osteomri.vertebrae.rois import (
     RoiSet,
     load_reader_roi,
@@ -197,9 +198,18 @@ def measure_vertebrae_with_rois(
         rois = place_rois(vl, roi, lv, **options)
         table = measure_rois(group, rois, exam)
         check_measured(table, truncated_levels(vl.level_map, vl.affine, lv))
+        warn_if_implausible(table, _field_strength(group))
         tables.append(table)
         used.update(dict.fromkeys(group, rois))
     return pd.concat(tables, ignore_index=True), used
+
+
+def _field_strength(maps: dict[str, Image]) -> float | None:
+    for image in maps.values():
+        value = image.meta.get("MagneticFieldStrength")
+        if value is not None:
+            return float(value)
+    return None
 
 
 def rois_for(image: Image, labels: Image, preset: str = "spineps", roi: str = "paper",

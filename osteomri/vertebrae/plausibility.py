@@ -20,12 +20,17 @@ screened level must read like adult lumbar marrow:
 
 from __future__ import annotations
 
+import warnings
 from collections.abc import Mapping
 
 import numpy as np
 
 MIN_MARROW_PDFF_PERCENT = 10.0
 MIN_MARROW_R2STAR_HZ_AT_1P5T = 30.0
+
+
+class ImplausibleMarrowWarning(UserWarning):
+    """Lumbar ROIs whose PDFF/R2* do not read like adult vertebral marrow (misregistered labels, wrong preset?)."""
 
 
 def min_marrow_r2star_hz(field_strength_t: float | None) -> float:
@@ -54,4 +59,18 @@ def implausible_marrow(level_means: Mapping[str, Mapping[str, float]],
         if bad:
             shown = ", ".join(f"{lv} {v:.3g}{unit}" if np.isfinite(v) else f"{lv} no value" for lv, v in bad.items())
             reasons.append(f"{label} {shown} below {low:.3g}{unit}, the lowest adult lumbar marrow reads")
+    return reasons
+
+
+def warn_if_implausible(table, field_strength_t: float | None = None) -> list[str]:
+    """Warn (:class:`ImplausibleMarrowWarning`) when the lumbar levels of a tidy long table (``level``, ``map``,
+    ``mean``) fail :func:`implausible_marrow`; returns the reasons."""
+    from osteomri.vertebrae.labels import LUMBAR
+
+    rows = table[table["level"].isin(LUMBAR)]
+    means = {m: dict(zip(g["level"], g["mean"], strict=False)) for m, g in rows.groupby("map")}
+    reasons = implausible_marrow(means, field_strength_t)
+    if reasons:
+        warnings.warn("the lumbar ROIs do not read like adult vertebral marrow: " + "; ".join(reasons)
+                      + " (labels misregistered or the wrong preset?)", ImplausibleMarrowWarning, stacklevel=3)
     return reasons

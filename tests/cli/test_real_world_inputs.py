@@ -147,3 +147,13 @@ def test_truncated_vertebra_is_warned_on_the_command_line(shared_data, tmp_path,
     assert rc == 0
     assert "warning: C5: empty ROI for t2w (the vertebra is cut by the field of view)" in err
     assert "warning: C7 is cut by the field of view" in err
+
+
+def test_measure_with_resampled_shifted_labels_warns_twice_in_words(vendor_exam, tmp_path, capsys):
+    """Resampling asked for: the numbers are written, but the command says what was done and what they read."""
+    rc = main(["measure", "--map", f"pdff={vendor_exam['pdff']}", "--labels", str(vendor_exam["shifted"]),
+               "--resample-labels", "--out", str(tmp_path), "--no-qc"])
+    err = " ".join(capsys.readouterr().err.split())
+    assert rc == 0
+    assert err.count("warning: label map resampled onto the image's grid") == 1
+    assert "warning: the lumbar ROIs do not read like adult vertebral marrow: PDFF L1 3%" in err
