@@ -87,7 +87,7 @@ def test_group_sizes_follow_the_seed_study():
         assert sum(group_sizes(n)) == n
 
 
-def test_synthetic_cohort_truth_is_the_l1_l4_mean(dataset):
+def test_synthetic_cohort_truth_is_the_l1_l5_mean(dataset):
     truth = pd.read_csv(dataset / "derivatives" / "phantom-truth" / "truth_patients.tsv", sep="\t")
     participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
     assert len(truth) == len(participants) == N_EXAMS
@@ -95,7 +95,7 @@ def test_synthetic_cohort_truth_is_the_l1_l4_mean(dataset):
         zip(["normal", "osteopenia", "osteoporosis"], group_sizes(N_EXAMS), strict=True))
     for exam in truth["exam"]:
         _, levels = _truth_phantom(dataset, exam)
-        expected = levels.loc[["L1", "L2", "L3", "L4"], "pdff_percent"].mean()
+        expected = levels.loc[["L1", "L2", "L3", "L4", "L5"], "pdff_percent"].mean()  # the default level set
         assert truth.set_index("exam").loc[exam, "pdff_percent"] == pytest.approx(expected)
 
 
