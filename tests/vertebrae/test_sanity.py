@@ -161,3 +161,19 @@ def test_all_nan_map_and_map_outside_every_roi_are_errors(phantom):
     two[0, 0, :2] = 40.0  # two finite voxels, outside every vertebra
     with pytest.raises(InputError, match="no finite value in any ROI"):
         measure_vertebrae({"pdff_percent": ref.with_data(two)}, lab, "spineps")
+
+
+def test_real_lumbar_label_maps_pass_and_fail_as_they_should(shared_data):
+    """The 12 real manually labelled lumbar spines (VerSe numbering) pass the column check on their images'
+    grids; read with the TotalSegmentator vertebrae_mr numbering (20 = C6 ... 24 = C2, upside down) every one is
+    refused. No threshold was tuned on these maps (held out)."""
+    root = shared_data("spine") / "lumbar_labelled"
+    files = sorted(root.glob("*_labels.nii.gz"))
+    assert len(files) == 12
+    for path in files:
+        labels = load_nifti(path)
+        image = load_nifti(path.with_name(path.name.replace("_labels", "_image")))
+        vl = resolve_labels(labels, "spineps", reference=image)
+        assert {"L1", "L5"} <= set(vl.levels), path.name
+        with pytest.raises(UnknownLabelError, match="do not form a column"):
+            resolve_labels(labels, "totalsegmentator")
