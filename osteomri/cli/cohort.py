@@ -19,8 +19,8 @@ def register(app: typer.Typer) -> None:
 
 @cohort_app.command("run")
 def run(
-    dataset: Path = typer.Argument(..., help="BIDS-like folder (sub-*/[ses-*/]anat|dwi/) or manifest .csv/.tsv."),
-    out: Path = typer.Option(..., "--out", help="Output folder: OUT/sub-XX[/ses-YY]/ per exam + cohort tables."),
+    dataset: Path = typer.Argument(..., help="BIDS-like folder (sub-*/\\[ses-*/]anat|dwi/) or manifest .csv/.tsv."),
+    out: Path = typer.Option(..., "--out", help="Output folder: OUT/sub-XX\\[/ses-YY]/ per exam + cohort tables."),
     scheduler: str = typer.Option(None, "--scheduler",
                                   help="Dask scheduler address (tcp://HOST:PORT); default: a local cluster."),
     workers: int = typer.Option(2, "--workers", min=1, help="Worker processes of the local cluster."),
@@ -29,12 +29,17 @@ def run(
     preset: str = typer.Option("spineps", "--preset", help="Label convention of the label maps."),
     roi: str = typer.Option("paper", "--roi", help="ROI strategy (paper, body, ...)."),
     connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
+    levels: str = typer.Option("L1-L5", "--levels", help="Levels of the per-patient means in "
+                               "cohort_patients.tsv: L1-L5 (default, the seed study's), L1-L4 or one level."),
+    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample label maps onto each map's "
+                                         "grid by world coordinates (else labels off the grid are refused)."),
 ) -> None:
     """Run every exam of DATASET; skip those already complete; record failures in OUT/errors.tsv."""
     from osteomri.pipeline.cohort import run_cohort
     from osteomri.pipeline.dataset import discover_exams
 
-    specs = discover_exams(dataset, label_preset=preset, roi=roi)
+    specs = discover_exams(dataset, label_preset=preset, roi=roi,
+                           options={"labels": {"resample": True}} if resample_labels else None)
     where = f"scheduler {scheduler}" if scheduler else f"local cluster, {workers} worker(s)"
     err_console.print(f"{len(specs)} exams from {dataset.name} on {where}", highlight=False)
     progress = Progress(TextColumn("[bold]cohort"), BarColumn(), MofNCompleteColumn(),
@@ -50,7 +55,7 @@ def run(
 
         result = run_cohort(specs, out, scheduler=scheduler, workers=workers, retries=retries,
                             retry_failed=retry_failed, progress=on_exam,
-                            connect_timeout=connect_timeout)
+                            connect_timeout=connect_timeout, levels=levels)
     c = result.counts
     console.print(f"{c['total']} exams: {c['done']} processed without error, {c['failed'] + c['lost']} failed, "
                   f"{c['skipped']} already complete ({result.seconds:.1f} s)", highlight=False)

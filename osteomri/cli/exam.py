@@ -29,8 +29,8 @@ def _parse_clinical(items: list[str]) -> dict:
 
 
 def exam(
-    out: Path = typer.Option(..., "--out", help="Output folder; the exam goes to OUT/sub-XX[/ses-YY]/."),
-    exam_id: str = typer.Option("sub-01", "--exam-id", help="BIDS-style sub-<label>[_ses-<label>]."),
+    out: Path = typer.Option(..., "--out", help="Output folder; the exam goes to OUT/sub-XX\\[/ses-YY]/."),
+    exam_id: str = typer.Option("sub-01", "--exam-id", help="BIDS-style sub-<label>\\[_ses-<label>]."),
     megre: str = typer.Option(None, help="Multi-echo GRE: NIfTI (+JSON sidecar with EchoTime), DICOM folder, .mat."),
     pdff: str = typer.Option(None, help="Vendor PDFF map (percent) when no MEGRE is given."),
     r2star: str = typer.Option(None, help="Vendor R2* map (1/s) when no MEGRE is given."),
@@ -43,6 +43,8 @@ def exam(
     clinical: list[str] = typer.Option([], help="Clinical column KEY=VALUE (repeatable)."),
     series: list[str] = typer.Option([], "--series", help="DICOM SeriesInstanceUID to read where an input folder "
                                      "holds several series (repeatable)."),
+    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample --labels onto each map's "
+                                         "grid by world coordinates (else labels off the grid are refused)."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -56,7 +58,8 @@ def exam(
     if not any(given.values()):
         raise InputError("give at least one input image (--megre, --pdff/--r2star, --t1w or --dwi)")
     spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical),
-                    series=assign_series(given, series))
+                    series=assign_series(given, series),
+                    options={"labels": {"resample": True}} if resample_labels else {})
     n = sum(1 for s in STAGES if s.applies(spec))
     with stage_progress(n, exam_id) as cb:
         result = run_exam(spec, out_dir=out, progress=cb)

@@ -66,12 +66,18 @@ def _command() -> click.Command:
     return command
 
 
-def _one_line_warning(message, category, filename, lineno, file=None, line=None) -> None:  # noqa: ANN001
-    """Warnings on purpose (:class:`InputWarning`) as one line; others as Python prints them."""
-    if issubclass(category, InputWarning):
-        err_console.print(f"[bold yellow]warning:[/] {message}", highlight=False, soft_wrap=True)
-    else:
-        sys.stderr.write(warnings.formatwarning(message, category, filename, lineno, line))
+_SHOWN: set[str] = set()
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings of the library (labels resampled, vertebra cut by the field of view, geometry assumed, ...) as
+    one line each, each text once per command (``--debug`` leaves Python's format)."""
+    from rich.markup import escape
+
+    text = str(message)
+    if text not in _SHOWN:
+        _SHOWN.add(text)
+        err_console.print(f"[bold yellow]warning:[/] {escape(text)}", highlight=False, soft_wrap=True)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -81,7 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("always", InputWarning)
-            warnings.showwarning = _one_line_warning
+            _SHOWN.clear()
+            if not debug:
+                warnings.showwarning = _show_warning
             _command().main(args=args, prog_name="osteomri", standalone_mode=True)
     except SystemExit as exc:  # typer/click report usage errors and --version this way
         return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)

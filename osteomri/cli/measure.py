@@ -49,6 +49,8 @@ def measure(
                                     "body (with --roi seed); repeatable."),
     margin_mm: float = typer.Option(None, "--margin-mm", help="ROI margin from cortex and endplates (mm)."),
     qc: bool = typer.Option(True, "--qc/--no-qc", help="QC figure per map (ROIs outlined)."),
+    resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels that are not on a "
+                                         "map's grid by world coordinates (else refused: misregistration?)."),
 ) -> None:
     """Per-vertebra statistics (mean, median, SD, IQR, P5, P95, volume) of each map in each level's ROI; the
     one-row summary; VBQ with --t1w; reader agreement with several --reader-roi; a QC figure per map."""
@@ -69,6 +71,7 @@ def measure(
             "reader_rois": _pairs(reader_roi, "--reader-roi", "reader"), "qc": qc, **label_opts,
             **({"margin_mm": margin_mm} if margin_mm is not None and roi in ("paper", "body") else {})}
     spec = ExamSpec(exam or exam_id, labels=labels, t1w=t1w, label_preset=preset, roi=roi, maps=_pairs(map_, "--map"),
-                    options={"measure": opts, "vbq": {"cutoff": vbq_cutoff, **label_opts}},
+                    options={"measure": opts, "vbq": {"cutoff": vbq_cutoff, **label_opts},
+                             **({"labels": {"resample": True}} if resample_labels else {})},
                     stages=("maps", "measure", "vbq"))
     run_single_stage(spec, out, "measure")

@@ -32,7 +32,8 @@ def study(
     bmd: str = typer.Option(None, "--bmd", help="BMD column (mg/cm^3) for correlations and Table 1."),
     reader_columns: list[str] = typer.Option([], "--reader-columns", help="Two columns measured by two readers, "
                                              "A,B; repeatable (ICC and Bland-Altman)."),
-    levels: str = typer.Option("L1-L4", "--levels", help="Per-vertebra tables: L1-L4, L1-L5 or one level (L3)."),
+    levels: str = typer.Option("L1-L5", "--levels", help="Per-vertebra tables: L1-L5 (default, the seed "
+                               "study's levels), L1-L4 or one level (L3)."),
     roi: str = typer.Option(None, "--roi", help="Per-vertebra tables with several ROI kinds: the one to use."),
     clinical: Path = typer.Option(None, "--clinical", help="Clinical CSV/TSV joined on 'exam' (T-score, BMD...)."),
     outcome: list[str] = typer.Option([], "--outcome", help="ROC outcome: osteoporosis (vs the rest) and/or "

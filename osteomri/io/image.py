@@ -86,6 +86,18 @@ class Image:
         return te
 
     @property
+    def bvalues_s_mm2(self) -> np.ndarray:
+        """Diffusion b-values in s/mm^2 (``meta['bvalues']`` or BIDS ``DiffusionBValue``), validated against the
+        last data axis. :func:`~osteomri.io.loader.load_image` fills them from the ``.bval`` file beside a
+        NIfTI (or its sidecar); :mod:`osteomri.io.bvals` is their one reader."""
+        from osteomri.io.bvals import SIDECAR_BVALUE_KEYS, resolve_bvalues
+
+        if not any(self.meta.get(k) is not None for k in SIDECAR_BVALUE_KEYS):
+            raise MetadataError("missing acquisition metadata: bvalues (no .bval file beside the image and no "
+                                "'bvalues'/'DiffusionBValue' in its sidecar)")
+        return resolve_bvalues(None, self)
+
+    @property
     def field_strength_t(self) -> float:
         self.require("MagneticFieldStrength")
         return float(self.meta["MagneticFieldStrength"])

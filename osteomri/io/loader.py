@@ -34,7 +34,7 @@ def load_image(source: PathOrImage, *, series_uid: str | Sequence[str] | None = 
         if partner is not None:
             kind = "magnitude_phase" if "_part-mag" in path.name else "real_imaginary"
             return load_complex_pair(path, partner, kind=kind)
-        return load_nifti(path)
+        return _with_bvalues(load_nifti(path), path)
     if path.suffix.lower() == ".mat":
         from osteomri.io.matlab import load_toolbox_mat
 
@@ -65,3 +65,22 @@ def complex_partner(path: Path) -> Path | None:
             partner = path.with_name(path.name.replace(first, second))
             return partner if partner.exists() else None
     return None
+
+
+def _with_bvalues(image: Image, path: Path) -> Image:
+    """A 4-D NIfTI with a ``.bval`` file beside it (BIDS/FSL) gets its b-values in ``meta['bvalues']`` (s/mm^2;
+    read by :func:`osteomri.io.bvals.find_bvals`), unless its sidecar already gives them; see
+    :attr:`Image.bvalues_s_mm2`."""
+    from osteomri.io.bvals import SIDECAR_BVALUE_KEYS, read_bvals
+    from osteomri.io.nifti import NIFTI_SUFFIXES
+
+    if image.data.ndim != 4 or any(image.meta.get(k) is not None for k in SIDECAR_BVALUE_KEYS):
+        return image
+    stem = next(path.name[: -len(s)] for s in NIFTI_SUFFIXES if path.name.endswith(s))
+    sibling = path.with_name(stem + ".bval")
+    if not sibling.exists():
+        return image  # not a DWI, or its b-values are given elsewhere (--bvals)
+    bvals = read_bvals(sibling)  # a malformed .bval is an InputError naming it
+    if bvals.size == image.data.shape[-1]:  # else left to the caller (an explicit --bvals may apply instead)
+        image.meta["bvalues"] = bvals.tolist()
+    return image

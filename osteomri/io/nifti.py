@@ -46,12 +46,15 @@ def load_nifti(path: str | os.PathLike, sidecar: str | os.PathLike | None = None
         raise InputError(f"file not found: {path}")
     try:
         img = nib.load(str(path))
-    except Exception as exc:  # nibabel raises several types for corrupt files
-        raise InputError(f"cannot read NIfTI {path.name}: {exc}") from exc
-    if np.issubdtype(img.get_data_dtype(), np.complexfloating):
-        data = np.asanyarray(img.dataobj)
-    else:
-        data = img.get_fdata(dtype=np.float32) if _is_scaled_or_float(img) else np.asanyarray(img.dataobj)
+        # nibabel reads the voxels lazily: a truncated .nii.gz fails here (EOFError, zlib.error, OSError), not
+        # at nib.load; an EOFError left to the CLI would read "Aborted." (click's meaning of EOF on stdin)
+        if np.issubdtype(img.get_data_dtype(), np.complexfloating):
+            data = np.asanyarray(img.dataobj)
+        else:
+            data = img.get_fdata(dtype=np.float32) if _is_scaled_or_float(img) else np.asanyarray(img.dataobj)
+    except Exception as exc:  # nibabel/gzip/zlib raise several types for truncated or corrupt files
+        detail = str(exc).replace(str(path), path.name)
+        raise InputError(f"{path.name} is truncated or corrupt ({type(exc).__name__}: {detail})") from exc
     meta: dict[str, Any] = {}
     sc = Path(sidecar) if sidecar else sidecar_path(path)
     if sc.exists():

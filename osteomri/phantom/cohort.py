@@ -6,7 +6,7 @@ osteoporosis) whose sizes and means ± SD of age, BMI, BMD (mg/cm³), PDFF (%) a
 more marrow fat, lower R2*), a DXA T-score inside each group's WHO range, and optionally two readers per
 marker with known offsets for agreement analyses. :func:`cohort_level_table` expands a cohort into the
 per-vertebra long table the measurement layer writes, with level deviations that average to zero over
-L1–L4 so that the per-patient mean of L1–L4 equals the patient value exactly.
+L1–L5 so that the per-patient mean of L1–L5 (the default level set) equals the patient value exactly.
 
 Depends on numpy and pandas only.
 """
@@ -146,16 +146,16 @@ def cohort_level_table(
     random_state: int | np.random.Generator | None = None,
 ) -> pd.DataFrame:
     """Per-vertebra long table (``exam, level, map, roi, n_voxels, volume_mm3, mean, median, sd``) whose
-    L1–L4 mean equals each patient's value in ``cohort`` exactly (level deviations are centred over
-    L1–L4; L5, if present, gets its own deviation). ``level_sd`` sets the spread between levels (default:
-    PDFF 3 %, R2* 6 Hz)."""
+    L1–L5 mean (the default level set of the measurement layer) equals each patient's value in ``cohort``
+    exactly (level deviations are centred over the lumbar levels present). ``level_sd`` sets the spread
+    between levels (default: PDFF 3 %, R2* 6 Hz)."""
     missing = [c for c in ("exam", *maps) if c not in cohort.columns]
     if missing:
         raise InputError(f"unknown column(s) {missing} in cohort; available: {list(cohort.columns)}")
     spread = {"pdff_percent": 3.0, "r2star_hz": 6.0, **(level_sd or {})}
     rng = np.random.default_rng(random_state)
     levels = list(levels)
-    core = [lv for lv in levels if lv in ("L1", "L2", "L3", "L4")]
+    core = [lv for lv in levels if lv in ("L1", "L2", "L3", "L4", "L5")]
     rows = []
     for m in maps:
         dev = rng.normal(0.0, spread.get(m, 1.0), (len(cohort), len(levels)))

@@ -13,7 +13,7 @@ error records, nothing lost when a worker dies.
   dies mid-exam loses nothing: the scheduler reruns its tasks elsewhere (``retries`` covers exceptions
   raised outside the pipeline, e.g. a lost connection).
 - At the end: ``cohort_vertebrae.tsv`` (exam × level × map), ``cohort_patients.tsv`` (one row per exam:
-  clinical columns and L1–L4 means per map — the input of ``osteomri study``), ``errors.tsv``,
+  clinical columns and per-map means over ``levels``, default L1–L5 — the input of ``osteomri study``), ``errors.tsv``,
   ``cohort_run.json`` and the summary page ``cohort_report.html``.
 
 Logs and records carry exam ids (pseudonymous BIDS labels) and file names, never clinical values or the
@@ -250,12 +250,14 @@ def run_cohort(
     label_preset: str = "spineps",
     roi: str = "paper",
     connect_timeout: float = 30.0,
+    levels: str | None = None,
 ) -> CohortResult:
     """Run every exam of ``exams`` (a dataset folder/manifest, or ExamSpecs) and write the cohort outputs.
 
     ``client`` (a ``distributed.Client``) takes precedence over ``scheduler`` and ``workers``. ``progress``
     is called on the client after each exam with its :class:`ExamOutcome` and running counts
-    (``done``, ``failed``, ``skipped``, ``lost``, ``remaining``, ``total``).
+    (``done``, ``failed``, ``skipped``, ``lost``, ``remaining``, ``total``). ``levels``: the level set of the
+    per-patient means in ``cohort_patients.tsv`` (default L1–L5, :data:`~osteomri.vertebrae.measure.DEFAULT_LEVEL_SET`).
     """
     t0 = time.perf_counter()
     if isinstance(exams, (str, os.PathLike)):
@@ -281,7 +283,7 @@ def run_cohort(
             outcomes = _map_exams(c, specs, out_dir, retries, retry_failed, progress)
     shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
     return finish_cohort(specs, outcomes, out_dir, dataset_name=dataset_name, seconds=time.perf_counter() - t0,
-                         scheduler=scheduler, report=report)
+                         scheduler=scheduler, report=report, levels=levels)
 
 
 def _map_exams(client: Any, specs: list[ExamSpec], out_dir: Path, retries: int, retry_failed: bool,
@@ -315,7 +317,7 @@ def _map_exams(client: Any, specs: list[ExamSpec], out_dir: Path, retries: int, 
 
 def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], out_dir: Path, *,
                   dataset_name: str = "", seconds: float = 0.0, scheduler: str | None = None,
-                  report: bool = True) -> CohortResult:
+                  report: bool = True, levels: str | None = None) -> CohortResult:
     """Gather the per-exam outputs on disk into the cohort tables, errors.tsv, the run record and the page.
 
     ``cohort_vertebrae.tsv`` holds the exams that completed without a failed stage; a failed exam keeps its
@@ -330,11 +332,11 @@ def finish_cohort(specs: Sequence[ExamSpec], outcomes: Sequence[ExamOutcome], ou
         vert = _read_vertebrae(folder / f"{spec.exam_id}_vertebrae.tsv", spec.exam_id) if exam_json else None
         scores = read_record(folder / f"{spec.exam_id}_scores.json") if exam_json else None
         try:
-            row, names = _patient_row(spec, outcome, exam_json, vert, scores)
+            row, names = _patient_row(spec, outcome, exam_json, vert, scores, levels)
         except (OsteoMRIError, KeyError, ValueError, TypeError) as exc:  # recorded, never a silent empty row
             kind = "" if isinstance(exc, OsteoMRIError) else f"{type(exc).__name__}: "
             failures.append((spec.exam_id, "cohort_aggregation", f"{spec.exam_id}_vertebrae.tsv: {kind}{exc}"))
-            row, names = _patient_row(spec, outcome, exam_json, None, scores)
+            row, names = _patient_row(spec, outcome, exam_json, None, scores, levels)
             row.update(status="failed", n_errors=row["n_errors"] + 1)
             vert = None
         if vert is not None and outcome.ok:  # a failed exam's partial table stays in its own folder
@@ -377,14 +379,20 @@ def _read_vertebrae(path: Path, exam_id: str) -> pd.DataFrame | None:
 
 
 def _patient_row(spec: ExamSpec, outcome: ExamOutcome, exam_json: dict | None, vert: pd.DataFrame | None,
-                 scores: dict | None) -> tuple[dict[str, Any], list[str]]:
-    """One row of cohort_patients.tsv (ids, status, clinical columns, L1–L4 means per map, scores, QC flags)
+                 scores: dict | None, levels: str | None = None) -> tuple[dict[str, Any], list[str]]:
+    """One row of cohort_patients.tsv (ids, status, clinical columns, per-map means over ``levels`` (default
+    :data:`~osteomri.vertebrae.measure.DEFAULT_LEVEL_SET`, named in the ``levels`` column), scores, QC flags)
     and the names of its measured columns."""
+    from osteomri.vertebrae.measure import DEFAULT_LEVEL_SET
+
+    levels = levels or DEFAULT_LEVEL_SET
     row: dict[str, Any] = {"exam": spec.exam_id, "subject": spec.subject, "session": spec.session or "",
                            "status": outcome.status if outcome.status != "skipped" else
                            ("done" if outcome.ok else "failed"),
                            "n_errors": len(outcome.errors)}
-    aggregates = _level_aggregates(vert, spec.roi)
+    aggregates = _level_aggregates(vert, spec.roi, levels)
+    if aggregates:
+        row["levels"] = levels
     for name, value in spec.clinical.items():
         key = f"clinical_{name}" if name in aggregates or name in row else name
         row[key] = value
@@ -407,8 +415,8 @@ def _patient_row(spec: ExamSpec, outcome: ExamOutcome, exam_json: dict | None, v
     return row, measured
 
 
-def _level_aggregates(vert: pd.DataFrame | None, roi: str) -> dict[str, float]:
-    """Per map the mean over L1–L4 of the per-level means (``<map>``) and ``n_levels``: the measurement
+def _level_aggregates(vert: pd.DataFrame | None, roi: str, levels: str) -> dict[str, float]:
+    """Per map the mean over ``levels`` of the per-level means (``<map>``) and ``n_levels``: the measurement
     layer's own aggregation (:func:`osteomri.vertebrae.measure.aggregate_levels`), one exam at a time."""
     if vert is None or vert.empty:
         return {}
@@ -418,8 +426,8 @@ def _level_aggregates(vert: pd.DataFrame | None, roi: str) -> dict[str, float]:
 
     has_roi = "roi" in vert.columns and (vert["roi"] == roi).any()
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # fewer levels than L1–L4 show in n_levels
-        wide = aggregate_levels(vert, "L1-L4", roi if has_roi else None)  # raises on a malformed table
+        warnings.simplefilter("ignore")  # fewer levels than asked for show in n_levels
+        wide = aggregate_levels(vert, levels, roi if has_roi else None)  # raises on a malformed table
     if wide.empty:
         return {}
     row = wide.iloc[0]

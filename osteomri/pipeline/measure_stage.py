@@ -19,6 +19,7 @@ from osteomri.errors import InputError
 from osteomri.io.image import Image
 from osteomri.io.loader import load_image
 from osteomri.models.registry import registered_maps
+from osteomri.pipeline.guards import labelled_options, with_notes
 from osteomri.pipeline.model_stages import check_finite
 
 if TYPE_CHECKING:
@@ -55,7 +56,7 @@ def run_given_maps(spec: ExamSpec, ctx: ExamContext) -> str:
 def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
     from osteomri.vertebrae import measure_readers, measure_vertebrae_with_rois, summarise_levels
 
-    opts: dict[str, Any] = dict(spec.options.get("measure", {}))
+    opts: dict[str, Any] = labelled_options(spec, "measure")
     readers, seeds, levels = opts.pop("reader_rois", None), opts.pop("seeds", None), opts.pop("levels", None)
     qc = opts.pop("qc", True)
     if opts.get("subregion") is not None and not isinstance(opts["subregion"], Image):
@@ -65,6 +66,7 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
         raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
     labels = ctx.input("labels") if spec.labels is not None else None
     roi = "reader" if spec.roi == "roi" else spec.roi
+    notes: list[str] = []
     if roi == "reader":
         res = measure_readers(maps, labels, readers or {}, preset=spec.label_preset, exam=spec.exam_id,
                               levels=levels, **opts)
@@ -73,13 +75,13 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
         if len(res.icc):
             ctx.result.tables["agreement"] = _agreement(res)
     else:
-        table, rois = measure_vertebrae_with_rois(maps, labels, spec.label_preset, roi, spec.exam_id, levels,
-                                                  seeds, **opts)
+        (table, rois), notes = with_notes(lambda: measure_vertebrae_with_rois(
+            maps, labels, spec.label_preset, roi, spec.exam_id, levels, seeds, **opts))
     ctx.result.vertebrae = table
     ctx.result.tables["vertebrae_summary"] = summarise_levels(table)
     if qc:
         _figures(ctx, maps, rois)
-    return f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'"
+    return "; ".join([f"{table['level'].nunique()} levels x {len(maps)} maps, ROI '{spec.roi}'", *notes])
 
 
 def _figures(ctx: ExamContext, maps: dict[str, Image], rois: dict) -> None:

@@ -21,6 +21,7 @@ from osteomri.models import ivim as _ivim  # noqa: F401 - each model module regi
 from osteomri.models import t1w as _t1w  # noqa: F401
 from osteomri.models import waterfat as _waterfat  # noqa: F401
 from osteomri.models.registry import map_spec
+from osteomri.pipeline.guards import check_screenable, labelled_options
 from osteomri.pipeline.measure_stage import run_given_maps, run_measure
 from osteomri.pipeline.model_stages import check_finite, run_ivim, run_waterfat
 from osteomri.pipeline.spec import ExamResult, ExamSpec
@@ -97,7 +98,8 @@ def run_t1w(spec: ExamSpec, ctx: ExamContext) -> str:
 def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
     from osteomri.vertebrae import vbq_score
 
-    res = vbq_score(ctx.input("t1w"), ctx.input("labels"), preset=spec.label_preset, **_opts(spec, "vbq"))
+    res = vbq_score(ctx.input("t1w"), ctx.input("labels"), preset=spec.label_preset,
+                    **labelled_options(spec, "vbq"))
     ctx.result.scores["vbq"] = res
     value = getattr(res, "value", res)
     return f"VBQ = {float(value):.3f}"
@@ -106,19 +108,20 @@ def run_vbq(spec: ExamSpec, ctx: ExamContext) -> str:
 def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     """Risk estimate: the L1–L5 mean PDFF and R2* against the seed study's published cut-offs."""
     from osteomri.stats.screening import PUBLISHED_CUTOFFS, SEED_STUDY_PREVALENCE, screen_markers
-    from osteomri.vertebrae.labels import LUMBAR
+    from osteomri.vertebrae.measure import DEFAULT_LEVEL_SET, parse_level_set
 
     table = ctx.result.vertebrae
     if table is None or not len(table):
         raise InputError("no per-vertebra table to screen (the measure stage did not succeed)")
-    lumbar = table[table["level"].isin(LUMBAR)]
+    lumbar = table[table["level"].isin(parse_level_set(DEFAULT_LEVEL_SET))]  # the seed study's L1–L5
     values = {m: float(lumbar.loc[lumbar["map"] == m, "mean"].mean()) for m in PUBLISHED_CUTOFFS
               if (lumbar["map"] == m).any()}
     if not values:
         raise InputError("no PDFF or R2* measured in L1–L5: nothing to compare with the published cut-offs")
     opts = _opts(spec, "screening")
-    screen = screen_markers(values, opts.get("pretest_probability", SEED_STUDY_PREVALENCE))
     field = ctx.images["megre"].meta.get("MagneticFieldStrength") if "megre" in ctx.images else None
+    check_screenable(lumbar, field, ctx.result.qc)
+    screen = screen_markers(values, opts.get("pretest_probability", SEED_STUDY_PREVALENCE))
     screen["levels"] = ",".join(sorted(lumbar["level"].unique()))
     screen["field_strength_t"] = field
     screen["applicability"] = ("protocol matches (3 T)" if field is not None and abs(float(field) - 3.0) < 0.2

@@ -32,7 +32,7 @@ from osteomri.stats import (
     who_category,
 )
 from osteomri.stats._validate import require_columns
-from osteomri.vertebrae.measure import AGGREGATE_COLUMNS, aggregate_levels
+from osteomri.vertebrae.measure import AGGREGATE_COLUMNS, DEFAULT_LEVEL_SET, aggregate_levels
 
 __all__ = ["OUTCOMES", "StudyResult", "load_cohort", "run_study"]
 
@@ -43,7 +43,7 @@ OUTCOMES = {
 }
 
 
-def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = "L1-L4", roi: str | None = None,
+def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = DEFAULT_LEVEL_SET, roi: str | None = None,
                 clinical: str | os.PathLike | None = None) -> pd.DataFrame:
     """Read a cohort CSV/TSV (separator from the extension, else sniffed); long per-vertebra tables are
     averaged per patient (:func:`aggregate_levels`) and may be joined to a ``clinical`` table on ``exam``."""

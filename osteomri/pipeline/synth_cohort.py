@@ -2,7 +2,7 @@
 
 Each patient's clinical columns (age, sex, BMI, DXA BMD, T-score, WHO group) and marrow PDFF / R2* are
 drawn by :func:`osteomri.phantom.cohort.synthetic_clinical_cohort`; the patient's PDFF and R2* become the
-L1–L4 mean of the phantom's per-level marrow truth (level deviations are centred over L1–L4), so the
+L1–L5 mean of the phantom's per-level marrow truth (level deviations are centred over L1–L5), so the
 pipeline's per-patient aggregates can be checked against ``derivatives/phantom-truth/truth_patients.tsv``.
 
 Layout written (``modalities`` picks the images)::
@@ -14,7 +14,7 @@ Layout written (``modalities`` picks the images)::
     DATASET/sub-001/dwi/sub-001_dwi.nii.gz + .bval        "dwi"
     DATASET/sub-001/anat/sub-001_seg-vert_msk.nii.gz      vertebra labels (SPINEPS convention), always
     DATASET/derivatives/phantom-truth/sub-001/anat/sub-001_truth.tsv   per-level truth
-    DATASET/derivatives/phantom-truth/truth_patients.tsv               per-patient L1–L4 truth
+    DATASET/derivatives/phantom-truth/truth_patients.tsv               per-patient L1–L5 truth
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from osteomri.errors import InputError
 from osteomri.io.nifti import save_nifti
 from osteomri.io.provenance import provenance, write_json_atomic, write_table_atomic
 from osteomri.phantom import LUMBAR_LEVELS, make_spine_phantom, synthesize_dwi, synthesize_megre, synthesize_t1w
+from osteomri.vertebrae.measure import DEFAULT_LEVEL_SET, parse_level_set
 
 MODALITIES = ("megre", "t1w", "dwi", "vendor")
 SYNTH_BVALUES = (0, 10, 20, 40, 80, 150, 250, 400, 600, 800)
@@ -64,12 +65,12 @@ def draw_clinical(n: int, seed: int | None = 0) -> pd.DataFrame:
 
 
 def level_truth_for(pdff_percent: float, r2star_hz: float, rng: np.random.Generator) -> pd.DataFrame:
-    """Per-level marrow PDFF / R2* whose L1–L4 mean is the patient's value (L5 gets its own deviation)."""
+    """Per-level marrow PDFF / R2* whose L1–L5 mean (the default level set) is the patient's value."""
     levels = list(LUMBAR_LEVELS)
     rows = {"level": levels}
     for name, value, (lo, hi) in (("pdff_percent", pdff_percent, (1.0, 99.0)), ("r2star_hz", r2star_hz, (20, 600))):
         dev = rng.normal(0.0, LEVEL_SD[name], len(levels))
-        dev[:4] -= dev[:4].mean()
+        dev -= dev.mean()
         vals = value + dev
         if vals.min() < lo or vals.max() > hi:  # extreme patient: no level spread rather than clipping the mean
             vals = np.full(len(levels), float(np.clip(value, lo, hi)))
@@ -128,7 +129,7 @@ def write_synthetic_cohort(
             (dwi / f"{exam}_dwi.bval").write_text(" ".join(str(b) for b in SYNTH_BVALUES) + "\n")
         save_nifti(ph.levels, anat / f"{exam}_seg-vert_msk.nii.gz", sidecar=prov, dtype=np.int16)
         _write_truth(ph.truth, out / "derivatives" / "phantom-truth" / exam / "anat" / f"{exam}_truth.tsv")
-        core = ph.truth.set_index("level").loc[["L1", "L2", "L3", "L4"]]
+        core = ph.truth.set_index("level").loc[list(parse_level_set(DEFAULT_LEVEL_SET))]
         truth_rows.append({"exam": exam, **{k: float(core[k].mean()) for k in ("pdff_percent", "r2star_hz")}})
     participants = cohort[["exam", *CLINICAL_COLUMNS]].rename(columns={"exam": "participant_id"})
     participants["age"] = participants["age"].round(0).astype(int)

@@ -110,7 +110,8 @@ def cohort_report(result: CohortResult) -> HtmlReport:
     markers = marker_columns(patients) if not patients.empty else []
     if markers:
         summary = patients[markers].describe().T[["count", "mean", "std", "min", "50%", "max"]]
-        rep.table(summary.reset_index().rename(columns={"index": "marker (L1–L4 mean)"}))
+        levels = "/".join(sorted(patients["levels"].dropna().astype(str).unique())) if "levels" in patients else ""
+        rep.table(summary.reset_index().rename(columns={"index": f"marker ({levels or 'per-patient'} mean)"}))
         by = "who_group" if "who_group" in patients.columns else None
         rep.figure(distributions_figure(patients, markers, by),
                    caption="Per-patient markers" + (" by WHO group" if by else ""))

@@ -10,7 +10,7 @@ Stable API for the pipeline and the reports::
 
     measure_vertebrae(maps, labels, preset, roi="paper", exam="", **options) -> DataFrame (long)
     summarise_levels(long) -> DataFrame (one row per exam, L1–L4 / L1–L5 means)
-    aggregate_levels(long, levels='L1-L4') -> DataFrame (per-patient means over chosen levels, for studies)
+    aggregate_levels(long, levels=DEFAULT_LEVEL_SET) -> DataFrame (per-patient means over chosen levels; L1–L5)
     measure_readers(maps, labels, readers, preset) -> ReaderMeasurement (per reader, averaged, ICC, BA)
     vbq_score(t1w, labels, preset, ...) -> VBQResult
     m_score(t1w, labels, reference_mean, reference_sd, ...) -> MScoreResult

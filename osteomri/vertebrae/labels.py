@@ -26,8 +26,11 @@ Presets (:data:`PRESETS`)
 A JSON file (``preset="path/to/mapping.json"``) may define the same fields, e.g.
 ``{"name": "site-x", "vertebrae": {"L1": 5, "L2": 6}, "canal": [9], "cord": [], "body": [], "exclude": []}``.
 
-Grids: a label map on another grid than the map is resampled by nearest neighbour (:func:`resample_labels`)
-when the two fields of view overlap; otherwise :class:`~osteomri.errors.InputError` is raised.
+Grids: a label map must be on the grid of the map it is measured on (same shape, affines within half a voxel);
+another grid is refused (a shifted or flipped affine would measure soft tissue) unless resampling is asked for
+(``resample=True``, CLI ``--resample-labels``): then it is resampled by nearest neighbour
+(:func:`resample_labels`), with a warning, when the two fields of view overlap. Whatever the preset, the
+vertebrae found must form a cranio-caudal column of vertebra-sized objects (:mod:`osteomri.vertebrae.sanity`).
 """
 
 from __future__ import annotations
@@ -217,6 +220,15 @@ def resample_labels(labels: Image, reference: Image) -> Image:
     return Image(out.reshape(shape), reference.affine.copy(), {**labels.meta, "Resampled": "nearest"})
 
 
+def _onto(labels: Image, reference: Image, resample: bool, what: str) -> Image:
+    """``labels`` on ``reference``'s grid: as they are when aligned within half a voxel, resampled when allowed."""
+    from osteomri.vertebrae.sanity import check_alignment
+
+    if check_alignment(labels, reference, resample=resample, what=what):
+        return resample_labels(labels, reference)
+    return labels if same_grid(labels, reference) else Image(labels.data, reference.affine.copy(), labels.meta)
+
+
 def _s_extent(mask: np.ndarray, affine: np.ndarray) -> tuple[float, float, float]:
     """World S coordinate (mm) of a mask: centroid, minimum and maximum over its voxels."""
     idx = np.argwhere(mask).astype(float)
@@ -281,6 +293,7 @@ def resolve_labels(
     lowest_level: str | None = None,
     vein: Image | np.ndarray | None = None,
     min_component_mm3: float = 500.0,
+    resample: bool = False,
 ) -> VertebraLabels:
     """Read a label map in the convention ``preset`` onto the grid of ``reference`` (default: its own grid).
 
@@ -288,11 +301,19 @@ def resolve_labels(
     ``lowest_level``: level of the lowest vertebra component for one-class presets (``total_mr`` without
     sacrum, ``spineps_subregion``). ``vein``: a mask (or label image, > 0) of the basivertebral vein, excluded
     from every ROI. ``min_component_mm3``: smaller components of one-class masks are ignored (fragments).
+    ``resample``: a label map not on ``reference``'s grid (another shape, or an affine more than half a voxel
+    away) is refused unless True; then it is resampled by world coordinates, with a warning
+    (:func:`osteomri.vertebrae.sanity.check_alignment`).
+
+    The result must form a cranio-caudal column of vertebra-sized objects
+    (:func:`osteomri.vertebrae.sanity.check_vertebral_column`), whatever the preset.
     """
+    from osteomri.vertebrae.sanity import check_vertebral_column
+
     p = get_preset(preset)
     if reference is not None:
-        labels = resample_labels(labels, reference)
-        subregion = resample_labels(subregion, reference) if subregion is not None else None
+        labels = _onto(labels, reference, resample, "label map")
+        subregion = _onto(subregion, reference, resample, "subregion mask") if subregion is not None else None
     data = np.asarray(labels.data)
     if data.ndim > 3:
         data = data[..., 0]
@@ -314,6 +335,7 @@ def resolve_labels(
         present = np.unique(data[data > 0])[:20].tolist()
         raise UnknownLabelError(f"no vertebra of the {p.name} convention found in the label map (label values "
                                 f"present: {present}); is the preset right? known: {', '.join(PRESETS)}")
+    check_vertebral_column(level_map, labels.affine, p.name, raw_labels=data)
     exclude = np.isin(data, p.exclude) if p.exclude else np.zeros(data.shape, bool)
     if p.exclude_offset is not None:
         exclude |= np.isin(data, [v + p.exclude_offset for v in p.vertebrae.values()])
@@ -333,7 +355,7 @@ def resolve_labels(
         v = np.asarray(vein.data if isinstance(vein, Image) else vein)
         if v.shape[:3] != data.shape:
             if isinstance(vein, Image) and reference is not None:
-                v = np.asarray(resample_labels(vein, reference).data)
+                v = np.asarray(_onto(vein, reference, resample, "vein mask").data)
             else:
                 raise InputError(f"vein mask shape {v.shape} differs from the label map {data.shape}")
         exclude |= v > 0

@@ -31,6 +31,7 @@ from osteomri.errors import InputError
 from osteomri.io.image import Image
 from osteomri.stats._validate import MissingDataWarning, require_columns
 from osteomri.vertebrae.labels import LUMBAR, VertebraLabels, get_preset, level_rank, resolve_labels
+from osteomri.vertebrae.plausibility import warn_if_implausible
 from osteomri.vertebrae.rois import (
     RoiSet,
     load_reader_roi,
@@ -40,12 +41,17 @@ from osteomri.vertebrae.rois import (
     seed_rois,
     select_levels,
 )
+from osteomri.vertebrae.sanity import check_measured, truncated_levels
 
 LONG_COLUMNS = ("exam", "level", "map", "roi", "n_voxels", "volume_mm3", "mean", "median", "sd", "iqr", "p05",
                 "p95")
 STAT_COLUMNS = LONG_COLUMNS[4:]
 LEVEL_SETS = {"L1-L4": ("L1", "L2", "L3", "L4"), "L1-L5": LUMBAR}
-_LABEL_OPTIONS = ("subregion", "lowest_level", "vein", "min_component_mm3")
+# The one default level set of per-patient means (exam screening, cohort table, study): L1–L5, the levels of the
+# seed study whose published PDFF/R2* cut-offs the screening uses. Overridable (study/cohort ``--levels``); the
+# VBQ score keeps its own definition (L1–L4, Ehresman et al. 2020).
+DEFAULT_LEVEL_SET = "L1-L5"
+_LABEL_OPTIONS = ("subregion", "lowest_level", "vein", "min_component_mm3", "resample")
 
 
 def roi_statistics(values: np.ndarray, voxel_volume_mm3: float) -> dict[str, float]:
@@ -159,6 +165,9 @@ def measure_vertebrae_with_rois(
     """As :func:`measure_vertebrae`, plus map name → the :class:`RoiSet` measured on it (none for readers)."""
     if not maps:
         raise InputError("no map to measure")
+    for name, image in maps.items():
+        if isinstance(image, Image) and not np.isfinite(np.abs(np.asarray(image.data))).any():
+            raise InputError(f"map {name!r} has no finite values (NaN-only data): nothing to measure")
     roi = "reader" if roi == "roi" else roi
     if roi == "reader":
         return measure_readers(maps, labels, reader_rois or {}, preset=preset, exam=exam, levels=levels,
@@ -188,9 +197,20 @@ def measure_vertebrae_with_rois(
         vl = resolve_labels(labels, preset, reference=grid_ref, **label_opts)
         lv = select_levels(vl, levels)
         rois = place_rois(vl, roi, lv, **options)
-        tables.append(measure_rois(group, rois, exam))
+        table = measure_rois(group, rois, exam)
+        check_measured(table, truncated_levels(vl.level_map, vl.affine, lv))
+        warn_if_implausible(table, _field_strength(group))
+        tables.append(table)
         used.update(dict.fromkeys(group, rois))
     return pd.concat(tables, ignore_index=True), used
+
+
+def _field_strength(maps: dict[str, Image]) -> float | None:
+    for image in maps.values():
+        value = image.meta.get("MagneticFieldStrength")
+        if value is not None:
+            return float(value)
+    return None
 
 
 def rois_for(image: Image, labels: Image, preset: str = "spineps", roi: str = "paper",
@@ -312,7 +332,7 @@ def parse_level_set(levels: str | Sequence[str]) -> tuple[str, ...]:
     return tuple(levels)
 
 
-def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = "L1-L4", roi: str | None = None
+def aggregate_levels(long: pd.DataFrame, levels: str | Sequence[str] = DEFAULT_LEVEL_SET, roi: str | None = None
                      ) -> pd.DataFrame:
     """Per-patient means of a per-vertebra long table over ``levels``; one column per map.
 

@@ -72,9 +72,9 @@ def test_per_vertebra_long_table(tmp_path):
     common = ["--tscore", "t_score", "--marker", "pdff_percent", "--marker", "r2star_hz", "--bmd", "bmd_mg_cm3",
               "--n-bootstrap", "20"]
     assert main(["study", str(tmp_path / "cohort_vertebrae.tsv"), "--clinical", str(tmp_path / "clinical.csv"),
-                 "--levels", "L1-L4", *common, "--out", str(tmp_path / "long")]) == 0
+                 *common, "--out", str(tmp_path / "long")]) == 0
     assert main(["study", str(tmp_path / "wide.csv"), *common, "--out", str(tmp_path / "wide")]) == 0
-    # the L1-L4 mean of the per-vertebra table is the patient value: identical tables
+    # the mean over the default levels (L1-L5) of the per-vertebra table is the patient value: identical tables
     for name in ("table2.csv", "correlations.csv"):
         a, b = pd.read_csv(tmp_path / "long" / name), pd.read_csv(tmp_path / "wide" / name)
         np.testing.assert_allclose(a.select_dtypes("number"), b.select_dtypes("number"), rtol=1e-9)

@@ -87,7 +87,7 @@ def test_group_sizes_follow_the_seed_study():
         assert sum(group_sizes(n)) == n
 
 
-def test_synthetic_cohort_truth_is_the_l1_l4_mean(dataset):
+def test_synthetic_cohort_truth_is_the_l1_l5_mean(dataset):
     truth = pd.read_csv(dataset / "derivatives" / "phantom-truth" / "truth_patients.tsv", sep="\t")
     participants = pd.read_csv(dataset / "participants.tsv", sep="\t")
     assert len(truth) == len(participants) == N_EXAMS
@@ -95,7 +95,7 @@ def test_synthetic_cohort_truth_is_the_l1_l4_mean(dataset):
         zip(["normal", "osteopenia", "osteoporosis"], group_sizes(N_EXAMS), strict=True))
     for exam in truth["exam"]:
         _, levels = _truth_phantom(dataset, exam)
-        expected = levels.loc[["L1", "L2", "L3", "L4"], "pdff_percent"].mean()
+        expected = levels.loc[["L1", "L2", "L3", "L4", "L5"], "pdff_percent"].mean()  # the default level set
         assert truth.set_index("exam").loc[exam, "pdff_percent"] == pytest.approx(expected)
 
 
@@ -122,6 +122,7 @@ def test_cohort_against_truth_with_one_corrupted_exam(corrupted_run):
     errors = pd.read_csv(out / "errors.tsv", sep="\t")
     assert len(errors) == 1 and errors.loc[0, "exam"] == CORRUPT
     assert errors.loc[0, "stage"] == "vendor_maps" and errors.loc[0, "message"]
+    assert errors.loc[0, "message"].startswith(f"{CORRUPT}_pdff.nii.gz is truncated or corrupt")  # issue 13.2
     assert str(ds) not in errors.loc[0, "message"]  # no dataset paths in the records
     assert result.counts["done"] == N_EXAMS - 1 and result.counts["failed"] == 1 and result.counts["lost"] == 0
 
@@ -146,6 +147,7 @@ def test_cohort_against_truth_with_one_corrupted_exam(corrupted_run):
     truth = pd.read_csv(ds / "derivatives" / "phantom-truth" / "truth_patients.tsv", sep="\t").set_index("exam")
     ok = patients.index[patients["status"] == "done"]
     assert set(vertebrae["exam"]) == set(ok)
+    assert (patients.loc[ok, "levels"] == "L1-L5").all()  # the one default level set, named (issue 13.13)
     np.testing.assert_allclose(patients.loc[ok, "pdff_percent"], truth.loc[ok, "pdff_percent"], atol=1.5)
     np.testing.assert_allclose(patients.loc[ok, "r2star_hz"], truth.loc[ok, "r2star_hz"], atol=6.0)
 

@@ -94,8 +94,10 @@ def test_resampling_a_cropped_label_map_and_no_overlap(phantom):
     assert np.array_equal(np.asarray(back.data)[inside], np.asarray(lab.data)[inside])
     assert not np.asarray(back.data)[~inside].any()
     far = Image(np.asarray(lab.data), lab.affine @ _shift(0, 0, 1000))
-    with pytest.raises(InputError, match="do not overlap"):
+    with pytest.raises(InputError, match="not on the image's grid"):  # refused unless resampling is asked for
         resolve_labels(far, "spineps", reference=phantom.maps["pdff_percent"])
+    with pytest.raises(InputError, match="do not overlap"), pytest.warns(UserWarning, match="resampled"):
+        resolve_labels(far, "spineps", reference=phantom.maps["pdff_percent"], resample=True)
 
 
 def _shift(i, j, k):

@@ -125,12 +125,17 @@ def test_missing_requested_level_and_label_free_strategies(phantom):
 
 
 def test_maps_on_another_grid_are_measured_through_resampled_labels(phantom, truth):
-    """A map cropped to a sub-volume (another grid): labels are resampled onto it, numbers unchanged."""
+    """A map cropped to a sub-volume (another grid): refused by default (issue 13.3); with resample=True the
+    labels are resampled onto it (said by a warning), numbers unchanged."""
     sl = (slice(1, 11), slice(8, 90), slice(0, 128))
     shift = np.eye(4)
     shift[:3, 3] = [s.start for s in sl]
     maps = {k: Image(np.asarray(v.data)[sl], v.affine @ shift) for k, v in _maps(phantom).items()}
-    _assert_truth(measure_vertebrae(maps, phantom_labels(phantom, "spineps"), "spineps", "paper"), truth)
+    with pytest.raises(InputError, match="not on the image's grid"):
+        measure_vertebrae(maps, phantom_labels(phantom, "spineps"), "spineps", "paper")
+    with pytest.warns(UserWarning, match="resampled onto the image's grid"):
+        table = measure_vertebrae(maps, phantom_labels(phantom, "spineps"), "spineps", "paper", resample=True)
+    _assert_truth(table, truth)
 
 
 def test_roi_statistics_by_hand():
