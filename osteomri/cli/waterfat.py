@@ -40,8 +40,12 @@ def waterfat(
     t1_correction: bool = typer.Option(False, "--t1-correction", help="Correct T1 bias (needs TR and flip angle)"),
     t1_water_s: float = typer.Option(1.2, help="Assumed water T1 (s) for --t1-correction"),
     t1_fat_s: float = typer.Option(0.38, help="Assumed fat T1 (s) for --t1-correction"),
-    bipolar: bool = typer.Option(False, "--bipolar", help="Bipolar readout: estimate and remove the even echoes' "
-                                                          "phase error (>= 4 uniformly spaced echoes)"),
+    bipolar: bool = typer.Option(None, "--bipolar/--monopolar", show_default=False,
+                                 help="Readout polarity. Default: as the metadata records it, else detected from the "
+                                      "data (>= 4 uniformly spaced echoes). --bipolar: estimate and remove the even "
+                                      "echoes' phase error; --monopolar: never"),
+    voxel_size: str = typer.Option("", "--voxel-size", help="Voxel size in mm 'x,y,z' for inputs without geometry "
+                                                            "(toolbox .mat); 1 mm isotropic is assumed otherwise"),
 ) -> None:
     """Separate water and fat; write pdff.nii.gz (%), r2star.nii.gz (1/s), fieldmap.nii.gz (Hz), water, fat,
     residual, each with a JSON sidecar (units, description, parameters, provenance)."""
@@ -52,6 +56,7 @@ def waterfat(
     from osteomri.waterfat import MAP_UNITS, T1Correction, WaterFatModel
 
     img = load_image(input)
+    img = _apply_voxel_size(img, voxel_size, input)
     if echo_times_ms:
         img.meta["EchoTime"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
     if field_strength > 0:
@@ -68,7 +73,8 @@ def waterfat(
         t1 = T1Correction(float(img.meta["RepetitionTime"]), float(img.meta["FlipAngle"]), t1_water_s, t1_fat_s)
     # from_image also checks the echo count
     model = WaterFatModel.from_image(img, fat_spectrum=fat_spectrum, regularisation=regularisation,
-                                     t1_correction=t1, bipolar_correction=bipolar, **override)
+                                     t1_correction=t1, **override,
+                                     **({} if bipolar is None else {"bipolar_correction": bipolar}))
     data = img.data
     if data.ndim != 4:
         raise InputError(f"expected multi-echo data [x, y, z, echo], got shape {data.shape}")
@@ -85,4 +91,31 @@ def waterfat(
                    sidecar={"Units": MAP_UNITS[key], "Description": desc, "SwapSuspected": fit.swap_suspected,
                             "Provenance": prov})
     flag = "[bold red]water-fat swap suspected[/]" if fit.swap_suspected else "no swap detected"
+    if fit.qc.get("bipolar_detection", {}).get("detected"):
+        console.print("waterfat: bipolar-readout even-echo phase error detected in the data and corrected")
+    if fit.qc.get("precession", {}).get("source", "").startswith("data (stated"):
+        console.print("[yellow]warning:[/] the recorded precession convention does not fit the data; "
+                      "the data's convention was used")
     console.print(f"waterfat: {int(fit.mask.sum())} voxels in {elapsed:.1f} s; {flag}; maps in {out}")
+
+
+def _apply_voxel_size(img, voxel_size: str, input: Path):
+    """``img`` with the ``--voxel-size`` (mm) for an input without geometry; a warning when it stays assumed."""
+    from osteomri.io.image import Image
+
+    if not voxel_size:
+        if img.meta.get("GeometryAssumed"):
+            console.print(f"[yellow]warning:[/] {input.name} records no voxel size; 1 mm isotropic assumed "
+                          "(give --voxel-size x,y,z in mm)")
+        return img
+    try:
+        size = [float(v) for v in voxel_size.split(",")]
+    except ValueError:
+        size = []
+    if len(size) != 3 or not all(np.isfinite(v) and v > 0 for v in size):
+        raise InputError(f"--voxel-size must be three positive numbers in mm 'x,y,z', got {voxel_size!r}")
+    if not img.meta.get("GeometryAssumed"):
+        raise InputError(f"--voxel-size is for inputs without geometry; {input.name} records its own")
+    affine = np.eye(4)
+    affine[:3, :3] = np.diag(size)
+    return Image(img.data, affine, {**img.meta, "GeometryAssumed": False})

@@ -72,7 +72,8 @@ def test_cli_magnitude(tmp_path, flag):
 
 
 def test_cli_bipolar(tmp_path):
-    """--bipolar removes an even-echo phase ramp along the readout (axis 0 here) that otherwise biases PDFF."""
+    """An even-echo phase ramp along the readout (axis 0 here) biases PDFF unless removed: --bipolar removes it,
+    --monopolar does not, and the default (no flag, no polarity in the metadata) detects it from the data."""
     s, ff, body = _volume()
     x = np.arange(s.shape[0]) - (s.shape[0] - 1) / 2
     bad = s.copy()
@@ -80,12 +81,15 @@ def test_cli_bipolar(tmp_path):
     save_nifti(Image(bad.astype(np.complex64), np.eye(4)), tmp_path / "bip.nii.gz",
                sidecar={"EchoTime": TE_S.tolist(), "MagneticFieldStrength": 3.0, "PrecessionIsClockwise": True})
     errors = {}
-    for flags in ([], ["--bipolar"]):
-        out = tmp_path / ("b" if flags else "n")
+    for name, flags, stored in (("bipolar", ["--bipolar"], True), ("monopolar", ["--monopolar"], False),
+                                ("default", [], "auto")):
+        out = tmp_path / name
         assert main(["waterfat", str(tmp_path / "bip.nii.gz"), "--out", str(out), *flags]) == 0
-        errors[bool(flags)] = np.abs(load_nifti(out / "pdff.nii.gz").data[body] - ff[body]).mean()
+        errors[name] = np.abs(load_nifti(out / "pdff.nii.gz").data[body] - ff[body]).mean()
         side = json.loads((out / "pdff.json").read_text())
-        assert side["Provenance"]["parameters"]["bipolar_correction"] is bool(flags)
-    assert errors[True] < 1.0 and errors[False] > 3 * errors[True], errors
-    side = json.loads((tmp_path / "b" / "pdff.json").read_text())
-    assert side["Provenance"]["parameters"]["qc"]["bipolar"]["readout_axis"] == 0
+        assert side["Provenance"]["parameters"]["bipolar_correction"] == stored
+    assert errors["bipolar"] < 1.0 and errors["monopolar"] > 3 * errors["bipolar"], errors
+    assert errors["default"] < 1.0, errors
+    for name in ("bipolar", "default"):
+        side = json.loads((tmp_path / name / "pdff.json").read_text())
+        assert side["Provenance"]["parameters"]["qc"]["bipolar"]["readout_axis"] == 0

@@ -102,6 +102,8 @@ def fits(shared_data):
                 # bipolar readout: all 12 echoes, the even echoes' readout phase error estimated and removed
                 "liver": (root / "bydder_pdff" / "liver_12echo_bipolar.mat", "ren_marrow", slice(None),
                           {"bipolar_correction": True}),
+                # the same, through the defaults: the error is detected from the data (nobody says "bipolar")
+                "liver_default": (root / "bydder_pdff" / "liver_12echo_bipolar.mat", "ren_marrow", slice(None)),
             }[name]
             fit, img = _fit(path, spectrum, echoes, **(options[0] if options else {}))
             assert np.isfinite(fit.pdff_percent).all() and fit.mask.any()
@@ -213,3 +215,47 @@ def test_bydder_liver_bipolar_arm_fat(fits):
         ring = fit.pdff_percent[..., 0][_outer_ring(mag, box)]
         assert ring.size > 200
         assert np.median(ring) > 50 and np.percentile(ring, 75) > 65, (box, np.median(ring))
+
+
+def test_bydder_liver_bipolar_detected_by_default(fits):
+    """Item 5 of issue 13: without being told, the even/odd echo disagreement is found in the data and removed;
+    uncorrected, the left arm muscle read 100 % with "no swap detected"."""
+    fit, _ = fits("liver_default")
+    detection = fit.qc["bipolar_detection"]
+    assert detection["detected"] and detection["residual_corrected"] < 0.5 * detection["residual_uncorrected"]
+    assert fit.qc["bipolar"]["readout_axis"] == 1
+    pdff = fit.pdff_percent
+    assert _roi(pdff, ((127, 139), (10, 26), 0)) < 25  # left arm muscle
+    assert _roi(pdff, ((128, 141), (228, 244), 0)) < 25  # right arm muscle
+    assert _roi(pdff, ((100, 130), (60, 90), 0)) < 25  # liver
+    assert fit.qc["median_relative_residual"] < 0.12  # 0.177 uncorrected, 0.084 corrected
+
+
+MONOPOLAR = [("ismrm2012_challenge", c) for c in ("12", "13", "15", "16", "17")] + [
+    ("b0nice_cardiac", "99"), ("bydder_pdff", "invivo"), ("bydder_pdff", "PHANTOM_NDB_OILS")]
+
+
+@pytest.mark.parametrize(("folder", "case"), MONOPOLAR)
+def test_no_bipolar_detection_on_monopolar_cases(shared_data, folder, case):
+    """No false detection: the eight monopolar cases keep their data untouched (and their convention)."""
+    from osteomri.io.loader import load_image
+
+    img = load_image(shared_data("fatwater") / folder / f"{case}.mat")
+    model = WaterFatModel.from_image(img)
+    assert model.bipolar_correction == "auto"
+    decision = model.check_acquisition(img.data)
+    assert decision["bipolar"] is False
+    assert decision["precession"]["source"] in ("stated", "data")  # a recorded convention is never overridden
+
+
+def test_oil_phantom_with_a_wrong_stated_convention(shared_data):
+    """Item 6 of issue 13: the oil phantom told clockwise (its data are the other way round) read every vial as
+    water; the library now checks the statement against the data, warns and follows the data."""
+    img = load_toolbox_mat(shared_data("fatwater") / "bydder_pdff" / "PHANTOM_NDB_OILS.mat")
+    with pytest.warns(UserWarning, match="precession convention"):
+        fit = WaterFatModel(img.echo_times_s, img.field_strength_t, precession_clockwise=True).fit(img.data)
+    assert fit.qc["precession_clockwise"] is False
+    mag = np.abs(img.data[..., 0, 0])
+    labels, n = ndimage.label(ndimage.binary_erosion(mag > 0.3 * np.percentile(mag, 99), iterations=4))
+    medians = [np.median(fit.pdff_percent[..., 0][labels == i]) for i in range(1, n + 1)]
+    assert n == 8 and sum(m > 80 for m in medians) >= 7, medians

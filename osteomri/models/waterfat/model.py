@@ -27,7 +27,14 @@ import numpy as np
 from scipy import ndimage
 
 from osteomri.errors import InputError
-from osteomri.models.waterfat.bipolar import check_bipolar_echo_times, correct_bipolar_phase, estimate_bipolar_phase
+from osteomri.models.waterfat.bipolar import (
+    bipolar_assessable,
+    check_bipolar_echo_times,
+    correct_bipolar_phase,
+    detect_bipolar_error,
+    estimate_bipolar_phase,
+    readout_polarity_from_meta,
+)
 from osteomri.models.waterfat.fieldmap import (
     level_blocks,
     regularised_fieldmap_labels,
@@ -36,6 +43,7 @@ from osteomri.models.waterfat.fieldmap import (
 )
 from osteomri.models.waterfat.magnitude import fit_magnitude
 from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimination
+from osteomri.models.waterfat.precession import bright_voxels, check_precession, relative_residual
 from osteomri.models.waterfat.signal import fat_basis, validate_echo_times
 from osteomri.models.waterfat.spectrum import FatSpectrum, get_fat_spectrum
 from osteomri.models.waterfat.t1bias import T1Correction
@@ -105,7 +113,7 @@ class WaterFatModel:
         True when fat sits at negative frequency with an exp(+i 2 pi f t) model (ISMRM toolbox
         ``PrecessionIsClockwise = 1``); False conjugates the data first; ``"auto"`` picks the convention
         whose VARPRO residual is lower on the brightest voxels (:meth:`detect_precession`), for data whose
-        convention is not recorded.
+        convention is not recorded. A stated convention is checked against the data (``precession_check``).
     regularisation:
         Smoothness weight of the field map, in noise units: a jump of one main fat shift between two
         neighbours costs as much as ``regularisation`` times the noise variance in the data term (the
@@ -131,9 +139,16 @@ class WaterFatModel:
     signal_threshold:
         Voxels whose rms signal is below this fraction of the 99th percentile are background (no fit).
     bipolar_correction:
-        Bipolar (alternating) readout: estimate the even echoes' phase error (constant + linear ramp along
-        the readout axis, :mod:`.bipolar`; needs >= 4 uniformly spaced echoes) and remove it from complex
-        data before the separation; the estimate is stored in ``fit.qc["bipolar"]``.
+        True for a bipolar (alternating) readout: estimate the even echoes' phase error (constant + linear
+        ramp along the readout axis, :mod:`.bipolar`; needs >= 4 uniformly spaced echoes) and remove it from
+        complex data before the separation; the estimate is stored in ``fit.qc["bipolar"]``. False for a
+        monopolar readout. ``"auto"`` (default): detect the error from the data
+        (:func:`.bipolar.detect_bipolar_error`, record in ``fit.qc["bipolar_detection"]``) where the echo
+        times allow it and correct it when found; :meth:`from_image` uses a polarity the metadata records.
+    precession_check:
+        Check a stated ``precession_clockwise`` against the data and follow the data, with a warning, when
+        the other convention fits far better (:func:`.precession.choose_precession`; record in
+        ``fit.qc["precession"]``).
     """
 
     def __init__(
@@ -157,12 +172,17 @@ class WaterFatModel:
         t1_correction: T1Correction | None = None,
         signal_threshold: float = 0.05,
         chunk_voxels: int = 16384,
-        bipolar_correction: bool = False,
+        bipolar_correction: bool | str = "auto",
+        precession_check: bool = True,
     ) -> None:
         self.te_s = validate_echo_times(te_s, min_echoes=3)
-        self.bipolar_correction = bool(bipolar_correction)
-        if self.bipolar_correction:
+        if isinstance(bipolar_correction, str) and bipolar_correction != "auto":
+            raise InputError(f"bipolar_correction must be True, False or 'auto', got {bipolar_correction!r}")
+        self.bipolar_correction: bool | str = bipolar_correction if isinstance(bipolar_correction, str) \
+            else bool(bipolar_correction)
+        if self.bipolar_correction is True:
             check_bipolar_echo_times(self.te_s)
+        self.precession_check = bool(precession_check)
         self.field_strength_t = float(field_strength_t)
         if not np.isfinite(self.field_strength_t) or not 0.05 <= self.field_strength_t <= 20:
             raise InputError(f"field strength must be tesla (0.05..20), got {field_strength_t}")
@@ -197,13 +217,17 @@ class WaterFatModel:
 
         Echo times, field strength and voxel size come from the image; the precession convention from its
         ``PrecessionIsClockwise`` when the input records it, else ``"auto"`` (also when a reader marks the
-        value ``PrecessionIsClockwiseAssumed``). ``options`` (any constructor argument) override these.
+        value ``PrecessionIsClockwiseAssumed``); the readout polarity from the metadata where recorded
+        (:func:`.bipolar.readout_polarity_from_meta`), else ``"auto"``. ``options`` (any constructor
+        argument) override these.
         """
         meta = image.meta
         recorded = "PrecessionIsClockwise" in meta and not meta.get("PrecessionIsClockwiseAssumed")
+        polarity = readout_polarity_from_meta(meta)
         kwargs: dict[str, Any] = {
             "precession_clockwise": bool(meta["PrecessionIsClockwise"]) if recorded else "auto",
             "voxel_size_mm": tuple(float(v) for v in image.voxel_size_mm),
+            "bipolar_correction": "auto" if polarity is None else polarity,
         }
         kwargs.update(options)
         return cls(image.echo_times_s, image.field_strength_t, **kwargs)
@@ -219,16 +243,16 @@ class WaterFatModel:
                                  self.grid.step_hz], "fieldmap_grid_circular": self.grid.circular,
             "r2star_max_hz": self.r2star_max_hz, "smooth_fieldmap": self.smooth_fieldmap,
             "t1_correction": None if self.t1_correction is None else vars(self.t1_correction),
-            "bipolar_correction": self.bipolar_correction,
+            "bipolar_correction": self.bipolar_correction, "precession_check": self.precession_check,
         }
 
     # ------------------------------------------------------------------ input checks
     def _prepare(self, signal: np.ndarray, mask: np.ndarray | None) -> tuple[np.ndarray, np.ndarray, tuple]:
         signal = np.asarray(signal)
         n = self.te_s.size
-        if signal.ndim < 2 or signal.shape[-1] != n:
-            raise InputError(f"signal must be [..., n_echoes] with {n} echoes (the echo times given); "
-                             f"got shape {signal.shape}")
+        if signal.ndim < 1 or signal.shape[-1] != n:
+            raise InputError(f"signal must be [..., n_echoes] (one voxel: [n_echoes]) with the last axis "
+                             f"holding the {n} echoes of the echo times given; got shape {signal.shape}")
         if not np.issubdtype(signal.dtype, np.number):
             raise InputError(f"signal must be numeric, got dtype {signal.dtype}")
         spatial = signal.shape[:-1]
@@ -251,18 +275,20 @@ class WaterFatModel:
         of the tests, or a field map from elsewhere).
         """
         signal, mask, spatial = self._prepare(signal, mask)
+        if not spatial:  # one voxel [n_echoes]: fitted as [1, n_echoes], maps returned 0-d
+            one = self.fit(signal[None], None if mask is None else mask[None],
+                           None if fieldmap_hz is None else np.reshape(fieldmap_hz, (1,)))
+            return _single_voxel(one)
         shape3 = tuple(spatial) + (1,) * (3 - len(spatial)) if len(spatial) < 3 else tuple(spatial)
         if len(shape3) > 3:
             raise InputError(f"at most 3 spatial dimensions are supported, got shape {spatial}")
         data = signal.reshape(shape3 + (self.te_s.size,))
         data = np.where(np.isfinite(data), data, 0)
         magnitude_only = not np.iscomplexobj(data)
-        clockwise = self.precession_clockwise
-        bipolar = self.bipolar_correction and not magnitude_only
-        if bipolar and clockwise == "auto":  # detect the convention on data without the gross even-echo error
-            clockwise = self.detect_precession(correct_bipolar_phase(data, estimate_bipolar_phase(data, self.te_s)))
-        if clockwise == "auto" and not magnitude_only:
-            clockwise = self.detect_precession(data.reshape(-1, self.te_s.size))
+        acquisition_qc: dict[str, Any] = {}
+        clockwise, bipolar = self.precession_clockwise, False
+        if not magnitude_only:
+            clockwise, bipolar = self._resolve_acquisition(data, acquisition_qc)
         if bipolar:  # the fat term of the estimate in the data's own convention
             error = estimate_bipolar_phase(data, self.te_s,
                                            fat_signal=self.fat_signal if clockwise else np.conj(self.fat_signal))
@@ -283,7 +309,7 @@ class WaterFatModel:
         flat = data.reshape(-1, self.te_s.size)
 
         qc: dict[str, Any] = {"n_fitted_voxels": int(index.size), "magnitude_only": magnitude_only,
-                              "precession_clockwise": clockwise}
+                              "precession_clockwise": clockwise, **acquisition_qc}
         if bipolar:
             qc["bipolar"] = error.as_dict()
         if magnitude_only:
@@ -331,19 +357,57 @@ class WaterFatModel:
 
         Compares the summed relative VARPRO residual (best field map per voxel) of the brightest voxels under
         both conventions; with fat present the wrong one cannot explain the fat spectrum's phase evolution.
-        Ties (e.g. no fat) return True.
+        Ties (e.g. no fat) return True (:mod:`.precession`).
         """
         flat = signal.reshape(-1, self.te_s.size)
-        energy = (np.abs(flat) ** 2).sum(axis=1)
-        order = np.argsort(energy)[::-1]
-        bright = order[: max(1, np.count_nonzero(energy > 0.1 * energy[order[0]]))]
-        pick = bright[:: max(1, bright.size // n_voxels)]
-        sig = flat[pick]
-        e = energy[pick][:, None]
-        weights = self._weights_cache()
-        res_as_is = (residual_curves(sig, weights, self.r2_grid.size) / e).min(axis=1).sum()
-        res_conj = (residual_curves(np.conj(sig), weights, self.r2_grid.size) / e).min(axis=1).sum()
-        return bool(res_as_is <= 1.1 * res_conj)
+        return check_precession(flat, "auto", self._weights_cache(), self.r2_grid.size,
+                                pick=bright_voxels(flat, n_voxels))[0]
+
+    def check_acquisition(self, signal: np.ndarray) -> dict[str, Any]:
+        """What :meth:`fit` would decide about ``signal`` [x, y, z, n_echoes] (complex) before separating:
+        ``precession_clockwise``, ``bipolar`` (correct the even echoes?) and the records
+        ``precession`` / ``bipolar_detection`` (also in ``fit.qc``)."""
+        data = np.asarray(signal)
+        if data.ndim != 4 or data.shape[-1] != self.te_s.size or not np.iscomplexobj(data):
+            raise InputError(f"check_acquisition needs complex [x, y, z, {self.te_s.size}] data, got "
+                             f"{data.dtype} {data.shape}")
+        qc: dict[str, Any] = {}
+        clockwise, bipolar = self._resolve_acquisition(np.where(np.isfinite(data), data, 0), qc)
+        return {"precession_clockwise": clockwise, "bipolar": bipolar, **qc}
+
+    def _resolve_acquisition(self, data: np.ndarray, qc: dict[str, Any]) -> tuple[bool, bool]:
+        """(precession convention, bipolar correction) for complex ``data`` [x, y, z, n_echoes]: the stated
+        values, checked against the data (``precession_check``, ``bipolar_correction="auto"``); records in
+        ``qc``. The convention is judged on data freed of an even-echo error (the rough estimate)."""
+        flat = data.reshape(-1, self.te_s.size)
+        pick = bright_voxels(flat)
+        weights, n_r2 = self._weights_cache(), self.r2_grid.size
+
+        def best_residual(sig: np.ndarray) -> float:  # the better of the two conventions
+            return min(relative_residual(sig, weights, n_r2), relative_residual(np.conj(sig), weights, n_r2))
+
+        bipolar = self.bipolar_correction is True
+        rough = None
+        if bipolar:
+            rough = estimate_bipolar_phase(data, self.te_s, max_voxels=20_000)
+        elif self.bipolar_correction == "auto":
+            qc["bipolar_detection"] = {"detected": False, "assessable": False}
+            if bipolar_assessable(self.te_s):
+                try:
+                    detection = detect_bipolar_error(data, self.te_s, pick, best_residual)
+                except InputError:  # too few voxels with signal to estimate the error
+                    detection = None
+                if detection is not None:
+                    qc["bipolar_detection"] = {**detection.as_dict(), "assessable": True}
+                    bipolar, rough = detection.detected, detection.error
+        stated = self.precession_clockwise
+        if stated == "auto" or self.precession_check:
+            checked = correct_bipolar_phase(data, rough) if bipolar else data
+            clockwise, qc["precession"] = check_precession(checked.reshape(-1, self.te_s.size), stated, weights,
+                                                          n_r2, pick=pick)
+        else:
+            clockwise = bool(stated)
+        return clockwise, bipolar
 
     def _weights_cache(self) -> np.ndarray:
         if self._weights is None:
@@ -496,6 +560,12 @@ class WaterFatModel:
             "fieldmap_jump_fraction": float(jump_fraction),
             "swap_suspected": bool(jump_fraction > 0.01),
         })
+
+
+def _single_voxel(fit: WaterFatFit) -> WaterFatFit:
+    """``fit`` of a [1, n_echoes] signal with every map reduced to 0-d (the spatial shape of [n_echoes])."""
+    arrays = {k: (None if v is None else np.asarray(v).reshape(())) for k, v in vars(fit).items() if k != "qc"}
+    return WaterFatFit(**arrays, qc=fit.qc)
 
 
 def _snap_period_outliers(psi: np.ndarray, valid: np.ndarray, period_hz: float, n_iter: int = 2) -> np.ndarray:
