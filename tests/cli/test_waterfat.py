@@ -93,3 +93,28 @@ def test_cli_bipolar(tmp_path):
     for name in ("bipolar", "default"):
         side = json.loads((tmp_path / name / "pdff.json").read_text())
         assert side["Provenance"]["parameters"]["qc"]["bipolar"]["readout_axis"] == 0
+
+
+def test_cli_voxel_size(tmp_path, capsys):
+    """Inputs without geometry (toolbox .mat): --voxel-size sets it (affine of the outputs, model coupling);
+    without it a warning says 1 mm is assumed; a malformed value or one for an input with geometry is refused."""
+
+    s, _, _ = _volume()
+    path = tmp_path / "t.mat"
+    scipy.io.savemat(path, {"data": s[..., 0, :].astype(np.complex64), "te": TE_S, "Tesla": 3.0})
+    assert main(["waterfat", str(path), "--out", str(tmp_path / "a")]) == 0
+    assert "1 mm isotropic assumed" in capsys.readouterr().out
+    side = json.loads((tmp_path / "a" / "pdff.json").read_text())
+    assert side["Provenance"]["parameters"]["voxel_size_mm"] is None
+    assert main(["waterfat", str(path), "--out", str(tmp_path / "b"), "--voxel-size", "1.5,1.5,5"]) == 0
+    assert "assumed" not in capsys.readouterr().out
+    np.testing.assert_allclose(np.diag(load_nifti(tmp_path / "b" / "pdff.nii.gz").affine)[:3], [1.5, 1.5, 5])
+    side = json.loads((tmp_path / "b" / "pdff.json").read_text())
+    assert side["Provenance"]["parameters"]["voxel_size_mm"] == [1.5, 1.5, 5.0]
+    assert main(["waterfat", str(path), "--out", str(tmp_path / "c"), "--voxel-size", "1.5,x"]) != 0
+    assert "--voxel-size must be three positive numbers" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    save_nifti(Image(s.astype(np.complex64), np.eye(4)), tmp_path / "me.nii.gz",
+               sidecar={"EchoTime": TE_S.tolist(), "MagneticFieldStrength": 3.0})
+    assert main(["waterfat", str(tmp_path / "me.nii.gz"), "--out", str(tmp_path / "d"), "--voxel-size", "1,1,1"]) != 0
+    assert "records its own" in capsys.readouterr().err
