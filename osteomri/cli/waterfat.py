@@ -93,6 +93,9 @@ def waterfat(
     flag = "[bold red]water-fat swap suspected[/]" if fit.swap_suspected else "no swap detected"
     if fit.qc.get("bipolar_detection", {}).get("detected"):
         console.print("waterfat: bipolar-readout even-echo phase error detected in the data and corrected")
+    if fit.qc.get("bipolar_error_uncorrected"):
+        console.print("[yellow]warning:[/] the residual shows a bipolar-readout even-echo error that --monopolar "
+                      "left uncorrected (rerun without --monopolar)")
     if fit.qc.get("precession", {}).get("source", "").startswith("data (stated"):
         console.print("[yellow]warning:[/] the recorded precession convention does not fit the data; "
                       "the data's convention was used")

@@ -71,7 +71,7 @@ def test_cli_magnitude(tmp_path, flag):
     assert np.abs(pdff[body] - ff[body]).mean() < 3.0
 
 
-def test_cli_bipolar(tmp_path):
+def test_cli_bipolar(tmp_path, capsys):
     """An even-echo phase ramp along the readout (axis 0 here) biases PDFF unless removed: --bipolar removes it,
     --monopolar does not, and the default (no flag, no polarity in the metadata) detects it from the data."""
     s, ff, body = _volume()
@@ -86,6 +86,9 @@ def test_cli_bipolar(tmp_path):
         out = tmp_path / name
         assert main(["waterfat", str(tmp_path / "bip.nii.gz"), "--out", str(out), *flags]) == 0
         errors[name] = np.abs(load_nifti(out / "pdff.nii.gz").data[body] - ff[body]).mean()
+        printed = " ".join(capsys.readouterr().out.split())  # rich wraps long lines
+        assert ("left uncorrected" in printed) == (name == "monopolar")
+        assert ("error detected in the data and corrected" in printed) == (name == "default")
         side = json.loads((out / "pdff.json").read_text())
         assert side["Provenance"]["parameters"]["bipolar_correction"] == stored
     assert errors["bipolar"] < 1.0 and errors["monopolar"] > 3 * errors["bipolar"], errors

@@ -113,6 +113,9 @@ def test_uncorrected_fit_is_clearly_worse(case):
     assert np.abs(e).mean() > 5 * np.abs(e_clean).mean()
     assert np.mean(np.abs(e) > 10) > 0.1  # a tenth of the body more than 10 points off
     assert "bipolar" not in fits["uncorrected"].qc
+    # told monopolar, the fit still flags the residual the correction would have removed (QC)
+    assert fits["uncorrected"].qc["bipolar_error_uncorrected"] is True
+    assert "bipolar_error_uncorrected" not in fits["clean"].qc
 
 
 @pytest.mark.slow

@@ -147,7 +147,8 @@ class WaterFatModel:
         True for a bipolar (alternating) readout: estimate the even echoes' phase error (constant + linear
         ramp along the readout axis, :mod:`.bipolar`; needs >= 4 uniformly spaced echoes) and remove it from
         complex data before the separation; the estimate is stored in ``fit.qc["bipolar"]``. False for a
-        monopolar readout. ``"auto"`` (default): detect the error from the data
+        monopolar readout (the error is still looked for: ``fit.qc["bipolar_error_uncorrected"]`` flags a
+        residual the correction would remove). ``"auto"`` (default): detect the error from the data
         (:func:`.bipolar.detect_bipolar_error`, record in ``fit.qc["bipolar_detection"]``) where the echo
         times allow it and correct it when found; :meth:`from_image` uses a polarity the metadata records.
     precession_check:
@@ -414,7 +415,7 @@ class WaterFatModel:
         rough = None
         if bipolar:
             rough = estimate_bipolar_phase(data, self.te_s, max_voxels=20_000)
-        elif self.bipolar_correction == "auto":
+        else:  # "auto" corrects a detected error; False only reports it (QC: the residual it leaves)
             qc["bipolar_detection"] = {"detected": False, "assessable": False}
             if bipolar_assessable(self.te_s):
                 try:
@@ -423,7 +424,10 @@ class WaterFatModel:
                     detection = None
                 if detection is not None:
                     qc["bipolar_detection"] = {**detection.as_dict(), "assessable": True}
-                    bipolar, rough = detection.detected, detection.error
+                    if self.bipolar_correction == "auto":
+                        bipolar, rough = detection.detected, detection.error
+                    elif detection.detected:
+                        qc["bipolar_error_uncorrected"] = True
         stated = self.precession_clockwise
         if stated == "auto" or self.precession_check:
             checked = correct_bipolar_phase(data, rough) if bipolar else data
