@@ -91,7 +91,7 @@ def waterfat(
                    sidecar={"Units": MAP_UNITS[key], "Description": desc, "SwapSuspected": fit.swap_suspected,
                             "Provenance": prov})
     flag = "[bold red]water-fat swap suspected[/]" if fit.swap_suspected else "no swap detected"
-    if fit.qc.get("bipolar_detection", {}).get("detected"):
+    if fit.qc.get("bipolar_detection", {}).get("detected") and "bipolar" in fit.qc:
         console.print("waterfat: bipolar-readout even-echo phase error detected in the data and corrected")
     if fit.qc.get("bipolar_error_uncorrected"):
         console.print("[yellow]warning:[/] the residual shows a bipolar-readout even-echo error that --monopolar "
