@@ -280,7 +280,7 @@ class BipolarDetection:
 
 def detect_bipolar_error(signal: np.ndarray, te_s: np.ndarray, pick: np.ndarray, residual, *,
                          min_phase_rad: float = 0.05, max_residual_ratio: float = 0.7,
-                         max_voxels: int = 20_000) -> BipolarDetection:
+                         max_voxels: int = 20_000, residual_uncorrected: float | None = None) -> BipolarDetection:
     """Whether ``signal`` [x, y, z, n_echoes] carries an alternating-readout (bipolar) even-echo phase error.
 
     A rough error (no fat term, at most ``max_voxels`` voxels; :func:`estimate_bipolar_phase`) is tested on
@@ -290,6 +290,7 @@ def detect_bipolar_error(signal: np.ndarray, te_s: np.ndarray, pick: np.ndarray,
     rough estimate fits noise and fat-mixture bias, and correcting it leaves the residual unchanged or raises
     it (ratios 1.0-17 on the eight monopolar cases of the shared data; 0.3 and 0.2 on the two bipolar ones).
     An estimate below ``min_phase_rad`` everywhere is not tested (it could not change the separation).
+    ``residual_uncorrected``: ``residual`` of the uncorrected voxels when already known.
     """
     rough = estimate_bipolar_phase(signal, te_s, max_voxels=max_voxels)
     spatial = signal.shape[:-1]
@@ -300,5 +301,6 @@ def detect_bipolar_error(signal: np.ndarray, te_s: np.ndarray, pick: np.ndarray,
     sig = signal.reshape(-1, signal.shape[-1])[pick]
     fixed = sig.copy()
     fixed[:, 1::2] *= np.exp(-1j * theta[pick])[:, None]
-    before, after = float(residual(sig)), float(residual(fixed))
+    before = float(residual(sig)) if residual_uncorrected is None else float(residual_uncorrected)
+    after = float(residual(fixed))
     return BipolarDetection(bool(after <= max_residual_ratio * before), rough, largest, before, after)

@@ -43,7 +43,12 @@ from osteomri.models.waterfat.fieldmap import (
 )
 from osteomri.models.waterfat.magnitude import fit_magnitude
 from osteomri.models.waterfat.nlls import fit_complex, pdff_magnitude_discrimination
-from osteomri.models.waterfat.precession import bright_voxels, check_precession, relative_residual
+from osteomri.models.waterfat.precession import (
+    bright_voxels,
+    check_precession,
+    choose_precession,
+    relative_residual,
+)
 from osteomri.models.waterfat.signal import fat_basis, validate_echo_times
 from osteomri.models.waterfat.spectrum import FatSpectrum, get_fat_spectrum
 from osteomri.models.waterfat.t1bias import T1Correction
@@ -408,9 +413,10 @@ class WaterFatModel:
         pick = bright_voxels(flat)
         weights, n_r2 = self._weights_cache(), self.r2_grid.size
 
-        def best_residual(sig: np.ndarray) -> float:  # the better of the two conventions
-            return min(relative_residual(sig, weights, n_r2), relative_residual(np.conj(sig), weights, n_r2))
+        def both(sig: np.ndarray) -> tuple[float, float]:  # as stored, conjugated
+            return relative_residual(sig, weights, n_r2), relative_residual(np.conj(sig), weights, n_r2)
 
+        raw = both(flat[pick])  # computed once: the detection and the convention check share it
         bipolar = self.bipolar_correction is True
         rough = None
         if bipolar:
@@ -419,7 +425,8 @@ class WaterFatModel:
             qc["bipolar_detection"] = {"detected": False, "assessable": False}
             if bipolar_assessable(self.te_s):
                 try:
-                    detection = detect_bipolar_error(data, self.te_s, pick, best_residual)
+                    detection = detect_bipolar_error(data, self.te_s, pick, lambda sig: min(both(sig)),
+                                                     residual_uncorrected=min(raw))
                 except InputError:  # too few voxels with signal to estimate the error
                     detection = None
                 if detection is not None:
@@ -430,9 +437,9 @@ class WaterFatModel:
                         qc["bipolar_error_uncorrected"] = True
         stated = self.precession_clockwise
         if stated == "auto" or self.precession_check:
-            checked = correct_bipolar_phase(data, rough) if bipolar else data
-            clockwise, qc["precession"] = check_precession(checked.reshape(-1, self.te_s.size), stated, weights,
-                                                          n_r2, pick=pick)
+            residuals = both(correct_bipolar_phase(data, rough).reshape(-1, self.te_s.size)[pick]) if bipolar \
+                else raw
+            clockwise, qc["precession"] = choose_precession(stated, *residuals)
         else:
             clockwise = bool(stated)
         return clockwise, bipolar
