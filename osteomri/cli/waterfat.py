@@ -33,8 +33,10 @@ def waterfat(
     t1_correction: bool = typer.Option(False, "--t1-correction", help="Correct T1 bias (needs TR and flip angle)"),
     t1_water_s: float = typer.Option(1.2, help="Assumed water T1 (s) for --t1-correction"),
     t1_fat_s: float = typer.Option(0.38, help="Assumed fat T1 (s) for --t1-correction"),
-    bipolar: bool = typer.Option(False, "--bipolar", help="Bipolar readout: estimate and remove the even echoes' "
-                                                          "phase error (>= 4 uniformly spaced echoes)"),
+    bipolar: bool = typer.Option(None, "--bipolar/--monopolar", help="Readout polarity. Default: detected from the "
+                                 "data (or the header) and the even echoes' phase error corrected when found"),
+    voxel_size: str = typer.Option("", "--voxel-size", help="x,y,z voxel size in mm for inputs without geometry "
+                                   "(toolbox .mat); else 1 mm is assumed, with a warning"),
 ) -> None:
     """Separate water and fat: <exam>_pdff (%), _r2star (1/s), _fieldmap (Hz), _water, _fat,
     _desc-waterfat_residual, each NIfTI with a JSON sidecar (units, model parameters, QC, provenance)."""
@@ -42,8 +44,17 @@ def waterfat(
 
     if precession not in PRECESSION:
         raise InputError(f"--precession must be meta, auto, clockwise or counterclockwise, got {precession!r}")
-    opts: dict = {"fat_spectrum": fat_spectrum, "regularisation": regularisation, "bipolar_correction": bipolar,
-                  "magnitude": magnitude}
+    opts: dict = {"fat_spectrum": fat_spectrum, "regularisation": regularisation, "magnitude": magnitude}
+    if bipolar is not None:
+        opts["bipolar_correction"] = bipolar
+    if voxel_size:
+        try:
+            size = [float(v) for v in voxel_size.split(",")]
+        except ValueError:
+            size = []
+        if len(size) != 3 or not all(v > 0 for v in size):
+            raise InputError(f"--voxel-size must be three positive numbers in mm 'x,y,z', got {voxel_size!r}")
+        opts["given_voxel_size_mm"] = size
     if precession != "meta":
         opts["precession_clockwise"] = PRECESSION[precession]
     if echo_times_ms:

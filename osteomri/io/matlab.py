@@ -12,7 +12,8 @@ The returned :class:`~osteomri.io.image.Image` always has 4-D complex data [x, y
 in SI units with BIDS names (``EchoTime`` list in s, ``MagneticFieldStrength`` T, ``RepetitionTime`` s,
 ``FlipAngle`` deg) plus ``PrecessionIsClockwise`` (bool). Data is returned *as stored*: a consumer that
 models fat at negative frequency with exp(+i 2 pi f t) conjugates it when ``PrecessionIsClockwise`` is False.
-The files store no geometry; the affine is the identity (1 mm voxels) unless ``voxel_size_mm`` is given.
+The files store no geometry; the affine is the identity (1 mm voxels, marked ``meta["VoxelSizeAssumed"]``) unless
+``voxel_size_mm`` is given.
 Multi-coil toolbox data is combined by a phase-preserving sum (coils are expected to be combined already).
 """
 

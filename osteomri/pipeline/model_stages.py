@@ -15,11 +15,12 @@ exceeds 5 % of its 99th percentile, so air is not fitted).
 from __future__ import annotations
 
 import os
+import warnings
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from osteomri.errors import InputError, MetadataError
+from osteomri.errors import InputError, InputWarning, MetadataError
 from osteomri.io.image import Image, same_grid
 from osteomri.models.registry import map_spec
 
@@ -69,6 +70,12 @@ def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
     meta = {"EchoTime": opts.pop("echo_times_s", None), "MagneticFieldStrength": opts.pop("field_strength_t", None)}
     img = img.with_data(img.data, **{k: v for k, v in meta.items() if v is not None})
     img.require("EchoTime", "MagneticFieldStrength")
+    size = opts.pop("given_voxel_size_mm", None)
+    if size is not None:  # a voxel size for an input without geometry (toolbox .mat)
+        if not img.meta.get("VoxelSizeAssumed"):
+            raise InputError(f"--voxel-size is for inputs without geometry; {_input_name(spec, 'megre')} records "
+                             "its own")
+        img = Image(img.data, np.diag([*map(float, size), 1.0]), {**img.meta, "VoxelSizeAssumed": False})
     t1 = opts.get("t1_correction")
     if isinstance(t1, dict) and "repetition_time_s" not in t1:
         if img.meta.get("RepetitionTime") is None or img.meta.get("FlipAngle") is None:
@@ -80,7 +87,14 @@ def run_waterfat(spec: ExamSpec, ctx: ExamContext) -> str:
     ctx.result.qc.update({f"waterfat_{k}": v for k, v in fit.qc.items()})
     ctx.result.parameters["waterfat"] = fit.parameters()
     swap = "water-fat swap suspected" if fit.swap_suspected else "no swap detected"
-    return f"{model.te_s.size} echoes at {model.field_strength_t:g} T, {int(fit.mask.sum())} voxels; {swap}"
+    notes = []
+    if fit.qc.get("bipolar_detection", {}).get("detected") and "bipolar" in fit.qc:
+        notes.append("bipolar-readout even-echo phase error detected in the data and corrected")
+    if fit.qc.get("bipolar_error_uncorrected"):
+        warnings.warn("the residual shows a bipolar-readout even-echo error that --monopolar left uncorrected "
+                      "(rerun without --monopolar)", InputWarning, stacklevel=2)
+    return "; ".join([f"{model.te_s.size} echoes at {model.field_strength_t:g} T, {int(fit.mask.sum())} voxels",
+                      swap, *notes])
 
 
 def run_ivim(spec: ExamSpec, ctx: ExamContext) -> str:

@@ -72,8 +72,9 @@ def test_cli_magnitude(tmp_path, flag):
     assert np.abs(pdff[body] - ff[body]).mean() < 3.0
 
 
-def test_cli_bipolar(tmp_path):
-    """--bipolar removes an even-echo phase ramp along the readout (axis 0 here) that otherwise biases PDFF."""
+def test_cli_bipolar(tmp_path, capsys):
+    """An even-echo phase ramp along the readout (axis 0 here) biases PDFF unless removed: --bipolar removes it,
+    --monopolar does not, and the default (no flag, no polarity in the metadata) detects it from the data."""
     s, ff, body = _volume()
     x = np.arange(s.shape[0]) - (s.shape[0] - 1) / 2
     bad = s.copy()
@@ -81,12 +82,45 @@ def test_cli_bipolar(tmp_path):
     save_nifti(Image(bad.astype(np.complex64), np.eye(4)), tmp_path / "bip.nii.gz",
                sidecar={"EchoTime": TE_S.tolist(), "MagneticFieldStrength": 3.0, "PrecessionIsClockwise": True})
     errors = {}
-    for flags in ([], ["--bipolar"]):
-        out = tmp_path / ("b" if flags else "n")
+    for name, flags, stored in (("bipolar", ["--bipolar"], True), ("monopolar", ["--monopolar"], False),
+                                ("default", [], "auto")):
+        out = tmp_path / name
         assert main(["waterfat", str(tmp_path / "bip.nii.gz"), "--out", str(out), *flags]) == 0
-        errors[bool(flags)] = np.abs(load_nifti(out / "sub-01" / "sub-01_pdff.nii.gz").data[body] - ff[body]).mean()
+        errors[name] = np.abs(load_nifti(out / "sub-01" / "sub-01_pdff.nii.gz").data[body] - ff[body]).mean()
+        captured = capsys.readouterr()
+        printed = " ".join((captured.out + captured.err).split())  # rich wraps long lines
+        assert ("left uncorrected" in printed) == (name == "monopolar")
+        assert ("error detected in the data and corrected" in printed) == (name == "default")
         side = json.loads((out / "sub-01" / "sub-01_pdff.json").read_text())
-        assert side["ModelParameters"]["bipolar_correction"] is bool(flags)
-    assert errors[True] < 1.0 and errors[False] > 3 * errors[True], errors
+        assert side["ModelParameters"]["bipolar_correction"] == stored
+    assert errors["bipolar"] < 1.0 and errors["monopolar"] > 3 * errors["bipolar"], errors
+    assert errors["default"] < 1.0, errors
+    for name in ("bipolar", "default"):
+        side = json.loads((tmp_path / name / "sub-01" / "sub-01_pdff.json").read_text())
+        assert side["QC"]["bipolar"]["readout_axis"] == 0
+
+
+def test_cli_voxel_size(tmp_path, capsys):
+    """Inputs without geometry (toolbox .mat): --voxel-size sets it (affine of the outputs, model coupling);
+    without it a warning says 1 mm is assumed; a malformed value or one for an input with geometry is refused."""
+
+    s, _, _ = _volume()
+    path = tmp_path / "t.mat"
+    scipy.io.savemat(path, {"data": s[..., 0, :].astype(np.complex64), "te": TE_S, "Tesla": 3.0})
+    assert main(["waterfat", str(path), "--out", str(tmp_path / "a")]) == 0
+    assert "1 mm isotropic voxels" in capsys.readouterr().err
+    side = json.loads((tmp_path / "a" / "sub-01" / "sub-01_pdff.json").read_text())
+    assert side["ModelParameters"]["voxel_size_mm"] is None
+    assert main(["waterfat", str(path), "--out", str(tmp_path / "b"), "--voxel-size", "1.5,1.5,5"]) == 0
+    capsys.readouterr()
+    affine = load_nifti(tmp_path / "b" / "sub-01" / "sub-01_pdff.nii.gz").affine
+    np.testing.assert_allclose(np.diag(affine)[:3], [1.5, 1.5, 5])
     side = json.loads((tmp_path / "b" / "sub-01" / "sub-01_pdff.json").read_text())
-    assert side["QC"]["bipolar"]["readout_axis"] == 0
+    assert side["ModelParameters"]["voxel_size_mm"] == [1.5, 1.5, 5.0]
+    assert main(["waterfat", str(path), "--out", str(tmp_path / "c"), "--voxel-size", "1.5,x"]) != 0
+    assert "--voxel-size must be three positive numbers" in capsys.readouterr().err
+    assert not (tmp_path / "c").exists()
+    save_nifti(Image(s.astype(np.complex64), np.eye(4)), tmp_path / "me.nii.gz",
+               sidecar={"EchoTime": TE_S.tolist(), "MagneticFieldStrength": 3.0})
+    assert main(["waterfat", str(tmp_path / "me.nii.gz"), "--out", str(tmp_path / "d"), "--voxel-size", "1,1,1"]) != 0
+    assert "records its own" in capsys.readouterr().err

@@ -53,9 +53,11 @@ def case():
     """Clean and corrupted data and the four fits of the comparisons (each fitted once)."""
     clean, truth = phantom()
     bad = impose_error(clean, PHI0_RAD, PHI1_RAD_PER_VOXEL, READOUT_AXIS)
-    plain, corrected = WaterFatModel(TE_S, B0_T), WaterFatModel(TE_S, B0_T, bipolar_correction=True)
+    plain, corrected = WaterFatModel(TE_S, B0_T, bipolar_correction=False), \
+        WaterFatModel(TE_S, B0_T, bipolar_correction=True)
+    default = WaterFatModel(TE_S, B0_T)  # bipolar_correction="auto": detected from the data
     fits = {"clean": plain.fit(clean), "corrected": corrected.fit(bad), "uncorrected": plain.fit(bad),
-            "clean_corrected": corrected.fit(clean)}
+            "clean_corrected": corrected.fit(clean), "default": default.fit(bad), "clean_default": default.fit(clean)}
     return clean, bad, truth, fits
 
 
@@ -111,6 +113,9 @@ def test_uncorrected_fit_is_clearly_worse(case):
     assert np.abs(e).mean() > 5 * np.abs(e_clean).mean()
     assert np.mean(np.abs(e) > 10) > 0.1  # a tenth of the body more than 10 points off
     assert "bipolar" not in fits["uncorrected"].qc
+    # told monopolar, the fit still flags the residual the correction would have removed (QC)
+    assert fits["uncorrected"].qc["bipolar_error_uncorrected"] is True
+    assert "bipolar_error_uncorrected" not in fits["clean"].qc
 
 
 @pytest.mark.slow
@@ -122,7 +127,50 @@ def test_correction_on_error_free_data_changes_nothing(case):
     diff = fits["clean_corrected"].pdff_percent[b] - fits["clean"].pdff_percent[b]
     assert np.abs(diff).mean() < 0.1 and np.abs(diff).max() < 2.0  # noise-level differences only
     assert WaterFatModel(TE_S, B0_T, bipolar_correction=True).parameters()["bipolar_correction"] is True
-    assert WaterFatModel(TE_S, B0_T).parameters()["bipolar_correction"] is False
+    assert WaterFatModel(TE_S, B0_T, bipolar_correction=False).parameters()["bipolar_correction"] is False
+    assert WaterFatModel(TE_S, B0_T).parameters()["bipolar_correction"] == "auto"
+
+
+@pytest.mark.slow
+def test_default_detects_and_corrects_the_error(case):
+    """Without being told, the default model finds the alternating-readout error in the data (correcting it
+    lowers the bright voxels' residual several-fold) and separates as well as the explicitly corrected fit."""
+    _, _, truth, fits = case
+    detection = fits["default"].qc["bipolar_detection"]
+    assert detection["detected"] and detection["residual_corrected"] < 0.5 * detection["residual_uncorrected"]
+    np.testing.assert_array_equal(fits["default"].pdff_percent, fits["corrected"].pdff_percent)
+    e, e_clean = _pdff_error(fits["default"], truth), _pdff_error(fits["clean"], truth)
+    assert np.abs(e).max() < 10 and np.abs(e).mean() <= 1.1 * np.abs(e_clean).mean() + 0.05
+
+
+@pytest.mark.slow
+def test_default_leaves_error_free_data_exactly_alone(case):
+    """No false detection on monopolar (error-free) data: the fit is bit-identical to the uncorrected one."""
+    _, _, _, fits = case
+    assert fits["clean_default"].qc["bipolar_detection"]["detected"] is False
+    assert "bipolar" not in fits["clean_default"].qc
+    np.testing.assert_array_equal(fits["clean_default"].pdff_percent, fits["clean"].pdff_percent)
+
+
+def test_readout_polarity_from_metadata():
+    """A polarity recorded in the metadata decides (BIDS-style text or the Siemens ucReadOutMode code); an
+    unreadable value is refused, not guessed."""
+    from osteomri.io.image import Image
+    from osteomri.models.waterfat.bipolar import readout_polarity_from_meta
+
+    assert readout_polarity_from_meta({"ReadoutPolarity": "Bipolar"}) is True
+    assert readout_polarity_from_meta({"ReadoutMode": "monopolar"}) is False
+    assert readout_polarity_from_meta({"ucReadOutMode": "0x2"}) is True
+    assert readout_polarity_from_meta({"ucReadOutMode": 1}) is False
+    assert readout_polarity_from_meta({"EchoTime": [0.001]}) is None
+    with pytest.raises(InputError, match="ReadoutPolarity='sideways'"):
+        readout_polarity_from_meta({"ReadoutPolarity": "sideways"})
+    data = np.zeros((4, 4, 1, TE_S.size), complex)
+    meta = {"EchoTime": TE_S.tolist(), "MagneticFieldStrength": B0_T}
+    for extra, expected in (({}, "auto"), ({"ReadoutPolarity": "bipolar"}, True),
+                            ({"ReadoutPolarity": "monopolar"}, False)):
+        model = WaterFatModel.from_image(Image(data, np.eye(4), {**meta, **extra}))
+        assert model.bipolar_correction == expected
 
 
 def test_bad_inputs_raise_input_error():

@@ -190,3 +190,16 @@ def test_noise_only_voxels_leave_the_field_map_search():
     air_fitted = int((fit.mask & ~truth["body"]).sum())
     assert air_fitted > 0.2 * body
     assert body <= fit.qc["n_search_voxels"] <= body + 0.01 * air_fitted
+
+
+def test_single_voxel_of_shape_n_echoes():
+    """One voxel given as [n_echoes] is fitted (0-d maps) and gives the truth; a wrong echo count names it."""
+    te = SEED_TE_S
+    s = multiecho_signal(np.array(0.7), np.array(0.3), np.array(40.0), np.array(50.0), te, 3.0)
+    assert s.shape == (te.size,)
+    fit = WaterFatModel(te, 3.0).fit(s)
+    assert fit.pdff_percent.shape == () and all(v.shape == () for v in fit.maps().values())
+    assert abs(float(fit.pdff_percent) - 30.0) < 0.01 and abs(float(fit.r2star_hz) - 40.0) < 0.01
+    assert abs(float(WaterFatModel(te, 3.0).fit(np.abs(s)).pdff_percent) - 30.0) < 0.5  # magnitude only
+    with pytest.raises(InputError, match=r"6 echoes.*got shape \(5,\)"):
+        WaterFatModel(te, 3.0).fit(s[:5])

@@ -34,8 +34,12 @@ class SolverOptions:
     voxels whose echo energy is below this many noise energies leave the field-map search to the smoothness
     term; ``t1_correction`` optional :class:`T1Correction`; ``signal_threshold`` background below this
     fraction of the 99th percentile rms signal; ``chunk_voxels`` voxels per batch of the residual grid
-    (memory only, no effect on results); ``bipolar_correction`` estimate and remove the even echoes' phase
-    error of a bipolar readout.
+    (memory only, no effect on results); ``bipolar_correction`` True: estimate and remove the even echoes'
+    phase error of a bipolar readout, False: monopolar (the error is still looked for and flagged in QC),
+    ``"auto"``: detect it from the data and correct it when found; ``precession_check`` check a stated
+    precession convention against the data and follow the data, with a warning, when the other convention
+    fits far better. ``voxel_size_mm`` None (unknown geometry, e.g. toolbox ``.mat``): the slice axis 2 is
+    taken as thick (:data:`UNKNOWN_SLICE_WEIGHT`).
     """
 
     regularisation: float = 100.0
@@ -52,7 +56,8 @@ class SolverOptions:
     t1_correction: T1Correction | None = None
     signal_threshold: float = 0.05
     chunk_voxels: int = 16384
-    bipolar_correction: bool | str = False
+    bipolar_correction: bool | str = "auto"
+    precession_check: bool = True
 
     def __post_init__(self) -> None:
         t1 = self.t1_correction
@@ -65,6 +70,11 @@ class SolverOptions:
             if len(size) != 3 or not all(v > 0 for v in size):
                 raise InputError(f"voxel_size_mm must be three positive numbers, got {self.voxel_size_mm}")
             object.__setattr__(self, "voxel_size_mm", size)
+        bip = self.bipolar_correction
+        if isinstance(bip, str) and bip != "auto":
+            raise InputError(f"bipolar_correction must be True, False or 'auto', got {bip!r}")
+        if not isinstance(bip, str):
+            object.__setattr__(self, "bipolar_correction", bool(bip))
         if not self.r2star_max_hz > 0:
             raise InputError(f"r2star_max_hz must be positive (1/s), got {self.r2star_max_hz}")
 
