@@ -54,6 +54,7 @@ LABELS: dict[str, tuple[str, str | None, float]] = {
     "n_levels": ("Levels", None, 1.0), "n_voxels": ("Voxels", None, 1.0), "volume_mm3": ("Volume", "mm³", 1.0),
     "age": ("Age", "years", 1.0), "bmi": ("BMI", "kg/m²", 1.0), "sex": ("Sex", None, 1.0),
     "field_strength_t": ("Field strength", "T", 1.0), "exam": ("Exam", None, 1.0),
+    "who_group": ("WHO group", None, 1.0), "t_score": ("T-score", None, 1.0),
 }
 
 # unit suffixes of quantity names (docs/architecture: units in names) -> printed unit; longest first
