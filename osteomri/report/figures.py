@@ -181,8 +181,9 @@ def qc_figure(map_image: Image, rois: RoiSet, map_name: str = "", title: str | N
     return fig
 
 
-def qc_panels(maps: dict[str, Image], rois: dict[str, RoiSet]) -> plt.Figure:
-    """One row of :func:`qc_figure` panels, one per map (each with the ROIs measured on its grid)."""
+def qc_panels(maps: dict[str, Image], rois: dict[str, RoiSet], max_columns: int = 2) -> plt.Figure:
+    """:func:`qc_figure` panels, one per map (each with the ROIs measured on its grid), ``max_columns`` a row
+    so that each panel stays large in a report page."""
     names = [n for n in maps if n in rois]
     if not names:
         raise InputError("no map with ROIs to show")
@@ -190,10 +191,14 @@ def qc_panels(maps: dict[str, Image], rois: dict[str, RoiSet]) -> plt.Figure:
     index = rois[names[0]].sagittal_index()
     shape = sagittal_view(np.zeros(np.shape(first.data)[:3]), first.affine, index)[0].shape
     width, height = _panel_inches(qc_crop(rois[names[0]], first.affine, index, shape))
-    width = min(width, 16.0 / len(names))
-    fig, axes = plt.subplots(1, len(names), figsize=((width + 1.4) * len(names), height + 1.4), squeeze=False,
+    cols = min(len(names), max_columns)
+    rows = int(np.ceil(len(names) / cols))
+    width = min(width, 14.0 / cols)
+    fig, axes = plt.subplots(rows, cols, figsize=((width + 1.4) * cols, (height + 1.4) * rows), squeeze=False,
                              layout="constrained")
-    for ax, name in zip(axes[0], names, strict=True):
+    for ax in axes.flat[len(names):]:
+        ax.axis("off")
+    for ax, name in zip(axes.flat, names, strict=False):
         qc_figure(maps[name], rois[name], map_name=name, ax=ax, title=f"{label(name)}: {rois[name].strategy} ROIs")
     return fig
 
