@@ -31,7 +31,7 @@ from osteomri.stats import (
     table2,
     who_category,
 )
-from osteomri.stats._validate import require_columns
+from osteomri.stats._validate import require_columns, require_numeric
 from osteomri.vertebrae.measure import AGGREGATE_COLUMNS, DEFAULT_LEVEL_SET, aggregate_levels
 
 __all__ = ["OUTCOMES", "StudyResult", "load_cohort", "run_study"]
@@ -49,6 +49,7 @@ def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = DEFAUL
     averaged per patient (:func:`aggregate_levels`) and may be joined to a ``clinical`` table on ``exam``."""
     df = _read_table(path)
     if set(AGGREGATE_COLUMNS) <= set(df.columns):
+        require_numeric(df, ["mean"], f"per-vertebra table {Path(path).name}", id_columns=("exam", "level", "map"))
         df = aggregate_levels(df, levels, roi)
     if clinical is not None:
         clin = _read_table(clinical)
@@ -56,6 +57,7 @@ def load_cohort(path: str | os.PathLike, *, levels: str | Sequence[str] = DEFAUL
         require_columns(df, ["exam"], f"cohort table {Path(path).name}")
         overlap = [c for c in clin.columns if c in df.columns and c != "exam"]
         df = df.merge(clin.drop(columns=overlap), on="exam", how="left", validate="one_to_one")
+    df.attrs["source"] = Path(path).name + (f" + {Path(clinical).name}" if clinical is not None else "")
     return df
 
 
@@ -104,11 +106,9 @@ def run_study(
     if not markers:
         raise InputError("give at least one marker column (--marker)")
     needed = [tscore, *markers, *([bmd] if bmd else []), *[c for p in reader_pairs for c in p]]
-    require_columns(df, needed, "cohort table")
-    for col in [tscore, *markers, *([bmd] if bmd else [])]:
-        if not pd.api.types.is_numeric_dtype(df[col]):
-            examples = df[col].dropna().iloc[:3].tolist()
-            raise InputError(f"column {col!r} must be numeric (found values such as {examples})")
+    what = " ".join(("cohort table", *([df.attrs["source"]] if df.attrs.get("source") else [])))
+    require_columns(df, needed, what)
+    require_numeric(df, needed, what)  # names the exam and value of each text cell; refuses all-empty columns
     unknown = [o for o in outcomes if o not in OUTCOMES]
     if unknown:
         raise InputError(f"unknown outcome(s) {unknown}; use {list(OUTCOMES)}")

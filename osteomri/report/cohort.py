@@ -10,7 +10,9 @@ from matplotlib.ticker import MaxNLocator
 
 from osteomri.io.provenance import provenance
 from osteomri.report._mpl import plt
+from osteomri.report.format import column_scale, humanise, label, mean_sd, sig
 from osteomri.report.html import HtmlReport
+from osteomri.report.qc import cohort_qc_tables
 
 if TYPE_CHECKING:
     from osteomri.pipeline.cohort import CohortResult
@@ -24,7 +26,7 @@ def counts_table(result: CohortResult) -> pd.DataFrame:
     rows = [("exams in the cohort", c["total"]), ("complete and without errors", c["ok"]),
             ("processed in this run", c["done"] + c["failed"]), ("failed (error record)", c["with_errors"]),
             ("skipped (already complete)", c["skipped"]), ("lost (no result; redone next run)", c["lost"])]
-    return pd.DataFrame(rows, columns=["", "exams"])
+    return pd.DataFrame(rows, columns=["", "Exams"])
 
 
 def marker_columns(patients: pd.DataFrame) -> list[str]:
@@ -34,14 +36,9 @@ def marker_columns(patients: pd.DataFrame) -> list[str]:
 
 
 def qc_table(patients: pd.DataFrame) -> pd.DataFrame:
-    """Per QC flag: exams flagged (true / non-zero) and exams reporting it."""
-    rows = []
-    for col in (c for c in patients.columns if c.startswith("qc_")):
-        values = patients[col].dropna()
-        flagged = int(values.astype(bool).sum()) if values.dtype == bool or pd.api.types.is_numeric_dtype(values) \
-            else int((values.astype(str).str.lower().isin(["true", "fail", "failed", "warn"])).sum())
-        rows.append((col[3:], flagged, len(values)))
-    return pd.DataFrame(rows, columns=["QC flag", "exams flagged", "exams reporting"])
+    """Per QC flag: exams flagged and exams reporting it. Only flags count (:mod:`osteomri.report.qc`):
+    a metric such as the number of fitted voxels is never "flagged" for being non-zero."""
+    return cohort_qc_tables(patients)[0]
 
 
 def screening_table(patients: pd.DataFrame) -> pd.DataFrame:
@@ -49,8 +46,21 @@ def screening_table(patients: pd.DataFrame) -> pd.DataFrame:
     rows = []
     for col in (c for c in patients.columns if c.endswith("_positive")):
         values = patients[col].dropna().astype(str).str.lower()
-        rows.append((col[: -len("_positive")], int((values == "true").sum()), len(values)))
-    return pd.DataFrame(rows, columns=["screen", "exams positive", "exams screened"])
+        marker = col[: -len("_positive")].removeprefix("osteoporosis_screen_")
+        rows.append((label(marker), int((values == "true").sum()), len(values)))
+    return pd.DataFrame(rows, columns=["Marker", "Exams positive", "Exams screened"])
+
+
+def summary_table(patients: pd.DataFrame, markers: list[str]) -> pd.DataFrame:
+    """Per marker: n, mean ± SD, median and range, to 3 significant figures with the unit in the label."""
+    rows = []
+    for m in markers:
+        v = pd.to_numeric(patients[m], errors="coerce").dropna()
+        exponent = column_scale(v)
+        w = v / 10.0**exponent
+        rows.append((label(m, exponent), len(v), mean_sd(w.mean(), w.std()) if len(v) else "–",
+                     sig(w.median()) if len(v) else "–", f"{sig(w.min())}–{sig(w.max())}" if len(v) else "–"))
+    return pd.DataFrame(rows, columns=["Marker (L1–L4 mean)", "Exams", "Mean ± SD", "Median", "Range"])
 
 
 def distributions_figure(patients: pd.DataFrame, markers: list[str], by: str | None = None) -> plt.Figure:
@@ -69,7 +79,7 @@ def distributions_figure(patients: pd.DataFrame, markers: list[str], by: str | N
                 ax.legend(fontsize=7)
         else:
             ax.hist(values.dropna(), bins=12, color="#456")
-        ax.set_xlabel(marker)
+        ax.set_xlabel(label(marker))
         ax.set_ylabel("exams")
         ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     for ax in list(axes.flat)[n:]:
@@ -93,15 +103,17 @@ def cohort_report(result: CohortResult) -> HtmlReport:
         rep.paragraph(f"{result.errors['exam'].nunique()} exam(s) with errors; all are listed in errors.tsv.",
                       css_class="error")
         by_stage = result.errors.groupby("stage").size().rename("errors").reset_index()
-        rep.table(by_stage, caption="Errors per stage")
-        rep.table(result.errors.head(MAX_ERROR_ROWS), caption="Error records (first "
+        rep.table(humanise(by_stage, labels={"errors": "Errors"}), caption="Errors per stage")
+        rep.table(humanise(result.errors.head(MAX_ERROR_ROWS)), caption="Error records (first "
                   f"{min(len(result.errors), MAX_ERROR_ROWS)})")
-    rep.heading("QC flags")
-    qc = qc_table(patients) if not patients.empty else pd.DataFrame()
-    if qc.empty:
+    rep.heading("Quality control")
+    flags, metrics = cohort_qc_tables(patients) if not patients.empty else (pd.DataFrame(), pd.DataFrame())
+    if flags.empty and metrics.empty:
         rep.paragraph("No stage reported QC flags.")
-    else:
-        rep.table(qc)
+    if not flags.empty:
+        rep.table(flags, caption="QC flags (an exam counts when the flag is raised)")
+    if not metrics.empty:
+        rep.table(metrics, caption="QC metrics (reported, not flags)")
     screen = screening_table(patients) if not patients.empty else pd.DataFrame()
     if not screen.empty:
         rep.heading("Screening")
@@ -109,9 +121,7 @@ def cohort_report(result: CohortResult) -> HtmlReport:
     rep.heading("Distributions")
     markers = marker_columns(patients) if not patients.empty else []
     if markers:
-        summary = patients[markers].describe().T[["count", "mean", "std", "min", "50%", "max"]]
-        levels = "/".join(sorted(patients["levels"].dropna().astype(str).unique())) if "levels" in patients else ""
-        rep.table(summary.reset_index().rename(columns={"index": f"marker ({levels or 'per-patient'} mean)"}))
+        rep.table(summary_table(patients, markers))
         by = "who_group" if "who_group" in patients.columns else None
         rep.figure(distributions_figure(patients, markers, by),
                    caption="Per-patient markers" + (" by WHO group" if by else ""))
@@ -121,8 +131,10 @@ def cohort_report(result: CohortResult) -> HtmlReport:
     seconds = pd.Series([o.seconds for o in result.outcomes if o.status in ("done", "failed")], dtype=float)
     if len(seconds):
         rep.heading("Timing")
-        rep.table(pd.DataFrame([("exams processed", len(seconds)), ("median seconds per exam", seconds.median()),
-                                ("max seconds per exam", seconds.max()), ("wall seconds of the run", result.seconds)],
-                               columns=["", "value"]))
+        rep.table(pd.DataFrame([("Exams processed", str(len(seconds))),
+                                ("Median time per exam (s)", sig(seconds.median())),
+                                ("Longest exam (s)", sig(seconds.max())),
+                                ("Wall time of the run (s)", sig(result.seconds))],
+                               columns=["", "Value"]))
     rep.provenance(provenance("osteomri cohort run", {"exams": result.counts["total"]}))
     return rep

@@ -1,7 +1,9 @@
 """The exam report: one self-contained HTML page a radiologist recognises.
 
-Sections: stage log and QC flags, mid-sagittal maps, ROI overlays, the per-vertebra table (with reference
-values when known, e.g. phantom truth), scores (VBQ) and provenance. Imports no pipeline code at run time:
+Sections: the osteoporosis risk estimate (a compact clinical summary with footnotes), stage log, QC flags and
+metrics, mid-sagittal maps, ROI overlays, the per-vertebra table (with reference values when known, e.g.
+phantom truth), scores (VBQ) and provenance. Every table goes through :mod:`osteomri.report.format` (human
+headers with units, 3 significant figures). Imports no pipeline code at run time:
 it reads the :class:`~osteomri.pipeline.spec.ExamResult` it is given.
 """
 
@@ -13,18 +15,34 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 from osteomri.report.figures import maps_figure
+from osteomri.report.format import column_scale, humanise, label, mean_sd, sig, split_name
 from osteomri.report.html import HtmlReport
+from osteomri.report.qc import exam_qc_tables
 
 if TYPE_CHECKING:
     from osteomri.pipeline.spec import ExamResult, ExamSpec
 
 
+#: score fields shown in the exam report, with their human names
+SCORE_FIELDS = {"value": "Score", "numerator": "L1–L4 median signal (a.u.)", "csf_signal": "CSF signal (a.u.)",
+                "cutoff": "Cut-off", "classification": "Classification", "field_strength_t": "Field strength (T)",
+                "csf_n_voxels": "CSF voxels", "csf_source": "CSF source", "roi": "ROI", "snr": "SNR",
+                "signal": "Signal (a.u.)", "noise_sd": "Noise SD (a.u.)", "reference_mean": "Reference mean",
+                "reference_sd": "Reference SD", "noise_source": "Noise source"}
+
+
 def level_table(vertebrae: pd.DataFrame) -> pd.DataFrame:
-    """Wide view of the tidy per-vertebra table: one row per level, ``<map> mean ± SD`` columns."""
-    df = vertebrae.copy()
-    df["value"] = df.apply(lambda r: f"{r['mean']:.4g} ± {r['sd']:.2g}", axis=1)
-    wide = df.pivot_table(index="level", columns="map", values="value", aggfunc="first")
-    return wide.reset_index().rename_axis(columns=None)
+    """Wide view of the tidy per-vertebra table: one row per level, one ``mean ± SD`` column per map,
+    headed by the map's label and unit (values scaled per map when they need a power of ten)."""
+    levels = list(dict.fromkeys(vertebrae["level"]))
+    out = pd.DataFrame({"Level": levels})
+    for map_name, grp in vertebrae.groupby("map", sort=False):
+        exponent = column_scale(grp["mean"])
+        by_level = grp.groupby("level").first()
+        k = 10.0**exponent
+        out[label(map_name, exponent)] = [mean_sd(by_level.loc[lv, "mean"] / k, by_level.loc[lv, "sd"] / k)
+                                          if lv in by_level.index else "–" for lv in levels]
+    return out
 
 
 def reference_comparison(vertebrae: pd.DataFrame, reference: pd.DataFrame) -> pd.DataFrame:
@@ -39,22 +57,80 @@ def reference_comparison(vertebrae: pd.DataFrame, reference: pd.DataFrame) -> pd
     return pd.DataFrame(rows)
 
 
+def reference_table(comparison: pd.DataFrame) -> pd.DataFrame:
+    """Display of :func:`reference_comparison`: one row per level, ``measured (reference)`` per map."""
+    levels = list(dict.fromkeys(comparison["level"]))
+    out = pd.DataFrame({"Level": levels})
+    for map_name, grp in comparison.groupby("map", sort=False):
+        exponent = column_scale(grp["reference"])
+        k = 10.0**exponent
+        g = grp.set_index("level")
+        out[label(map_name, exponent)] = [f"{sig(g.loc[lv, 'measured'] / k)} ({sig(g.loc[lv, 'reference'] / k)})"
+                                          if lv in g.index else "–" for lv in levels]
+    return out
+
+
+def screening_summary(screen: pd.DataFrame) -> tuple[pd.DataFrame, list[str]]:
+    """The clinical summary of a screening estimate: marker, value, cut-off, result, LR and post-test
+    probability (one row per marker), and its footnotes (source, pre-test probability, Se/Sp, levels)."""
+    rows, notes = [], []
+    for r in screen.to_dict("records"):
+        symbol, unit = split_name(r["marker"])
+        rows.append({"Marker": f"{symbol} ({unit})" if unit else symbol, "Value": sig(r["value"]),
+                     "Cut-off": f"{r['rule'].split()[0]} {sig(r['cutoff'])}",
+                     "Result": "positive" if bool(r["positive"]) else "negative",
+                     "LR": sig(r["likelihood_ratio"]),
+                     "Post-test probability (%)": sig(100.0 * r["posttest_probability"])})
+        notes.append(f"{symbol}: sensitivity {sig(100 * r['sensitivity'])} % "
+                     f"({sig(100 * r['sensitivity_ci_low'])}–{sig(100 * r['sensitivity_ci_high'])}), specificity "
+                     f"{sig(100 * r['specificity'])} % ({sig(100 * r['specificity_ci_low'])}–"
+                     f"{sig(100 * r['specificity_ci_high'])}) at the cut-off (95 % Clopper–Pearson CIs).")
+    first = screen.iloc[0]
+    notes.insert(0, f"Pre-test probability {sig(100 * first['pretest_probability'])} % (the source study's "
+                 "prevalence unless set); LR: likelihood ratio of this result; each marker on its own (PDFF and "
+                 "R2* are correlated: their LRs must not be multiplied).")
+    if "levels" in screen.columns:
+        notes.append(f"Value: mean over levels {first['levels']}.")
+    if "applicability" in screen.columns and isinstance(first.get("applicability"), str):
+        notes.append(f"Applicability: {first['applicability']}.")
+    for source in dict.fromkeys(screen["source"]):
+        notes.append(f"Source: {source}.")
+    return pd.DataFrame(rows), notes
+
+
 def _as_dict(obj: Any) -> dict:
     if dataclasses.is_dataclass(obj):
         return dataclasses.asdict(obj)
     return obj if isinstance(obj, dict) else {"value": obj}
 
 
+def score_table(score: Any) -> pd.DataFrame:
+    """A score's scalar fields as ``Quantity`` / ``Value`` rows (human names, 3 significant figures)."""
+    d = {k: v for k, v in _as_dict(score).items() if not isinstance(v, (pd.DataFrame, list, dict))}
+    return pd.DataFrame({"Quantity": [SCORE_FIELDS.get(k, split_name(k)[0]) for k in d],
+                         "Value": [sig(v) if not isinstance(v, str) else v for v in d.values()]})
+
+
 def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
     rep = HtmlReport(f"osteomri exam report — {result.exam_id}")
     rep.paragraph("Quantitative lumbar-spine MRI: water–fat (PDFF, R2*), T1w (VBQ), IVIM; per-vertebra ROIs.")
+    screen = result.scores.get("osteoporosis_screen") if result.scores else None
+    if isinstance(screen, pd.DataFrame) and len(screen):
+        rep.heading("Osteoporosis risk estimate")
+        summary, notes = screening_summary(screen)
+        rep.table(summary, caption="Each marker against its published cut-off")
+        rep.footnotes(notes)
     rep.heading("Stages")
-    rep.table(result.stage_table(), float_format="{:.2f}")
+    rep.table(humanise(result.stage_table()))
     if not result.ok:
         rep.paragraph("Some stages failed: " + "; ".join(result.errors()), css_class="error")
     if result.qc:
         rep.heading("Quality control")
-        rep.table(pd.DataFrame({"flag": list(result.qc), "value": [str(v) for v in result.qc.values()]}))
+        flags, metrics = exam_qc_tables(result.qc)
+        if len(flags):
+            rep.table(flags, caption="QC flags")
+        if len(metrics):
+            rep.table(metrics, caption="QC metrics")
     if result.maps:
         rep.heading("Parametric maps (mid-sagittal)")
         shown = {k: v for k, v in result.maps.items() if not k.endswith("residual") and k not in ("water", "fat")}
@@ -62,24 +138,27 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
     if result.figures:
         rep.heading("Regions of interest (mid-sagittal)")
         for fig in result.figures.values():
-            rep.figure(fig, caption="Each level's ROI outlined and labelled on the mid-sagittal slice")
+            rep.figure(fig, caption="Each level's ROI outlined on the mid-sagittal slice, labelled beside it")
     if result.vertebrae is not None and len(result.vertebrae):
         rep.heading("Per-vertebra measurements")
-        rep.table(level_table(result.vertebrae), caption="mean ± SD in each level's ROI")
+        rep.table(level_table(result.vertebrae), caption="Mean ± SD in each level's ROI")
         if spec is not None and spec.reference_values is not None:
             comp = reference_comparison(result.vertebrae, spec.reference_values)
             if len(comp):
-                rep.table(comp, caption="Measured vs reference (known truth)", float_format="{:.4g}")
-    if result.scores:
+                rep.table(reference_table(comp), caption="Measured (reference): mean in each level's ROI and "
+                          "the known truth")
+    scores = {k: v for k, v in (result.scores or {}).items() if k != "osteoporosis_screen"}
+    if scores:
         rep.heading("Scores")
-        for name, score in result.scores.items():
+        for name, score in scores.items():
             if isinstance(score, pd.DataFrame):
-                rep.table(score, caption=name.replace("_", " "), float_format="{:.4g}")
+                rep.table(humanise(score), caption=name.replace("_", " "))
                 continue
-            d = {k: v for k, v in _as_dict(score).items() if not isinstance(v, (pd.DataFrame, list, dict))}
-            rep.table(pd.DataFrame({"quantity": list(d), "value": [str(v) for v in d.values()]}), caption=name)
+            rep.table(score_table(score), caption=split_name(name)[0])
     if result.clinical:
         rep.heading("Clinical columns")
-        rep.table(pd.DataFrame([result.clinical]))
+        rep.table(pd.DataFrame({"Column": [split_name(k)[0] for k in result.clinical],
+                                "Value": [sig(v) if not isinstance(v, str) else v
+                                          for v in result.clinical.values()]}))
     rep.provenance(result.provenance)
     return rep

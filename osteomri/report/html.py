@@ -23,14 +23,16 @@ from typing import Any
 import pandas as pd
 
 from osteomri.io.provenance import to_jsonable, write_text_atomic
+from osteomri.report.format import sig
 
 _CSS = """
 body{font-family:DejaVu Sans,Helvetica,Arial,sans-serif;margin:2em auto;max-width:1100px;color:#222;line-height:1.4}
 h1{border-bottom:2px solid #345;padding-bottom:.2em}h2{color:#345;margin-top:1.6em}
-table{border-collapse:collapse;margin:.6em 0;font-size:.9em}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:right}
+table{border-collapse:collapse;margin:.6em 0;font-size:.9em;max-width:100%}th,td{border:1px solid #bbb;padding:.25em .6em;text-align:right;max-width:36em;overflow-wrap:break-word}
 th{background:#eef2f6}td:first-child,th:first-child{text-align:left}caption{caption-side:top;text-align:left;font-weight:bold;padding:.3em 0}
 figure{margin:1em 0}figure img{max-width:100%;border:1px solid #ddd}figcaption{font-size:.9em;color:#555}
 .note{background:#fff8e1;border-left:4px solid #f0b400;padding:.4em .8em}.error{background:#fdecea;border-left:4px solid #d32f2f;padding:.4em .8em}
+.footnotes{font-size:.8em;color:#555;margin-top:0;padding-left:1.4em}
 pre{background:#f6f8fa;padding:.6em;overflow-x:auto;font-size:.8em}
 """
 
@@ -49,13 +51,23 @@ class HtmlReport:
         cls = f' class="{css_class}"' if css_class else ""
         self._parts.append(f"<p{cls}>{html.escape(text)}</p>")
 
-    def table(self, df: pd.DataFrame, caption: str | None = None, float_format: str = "{:.3g}",
+    def table(self, df: pd.DataFrame, caption: str | None = None, float_format: str | None = None,
               index: bool = False) -> None:
-        fmt = {c: float_format.format for c in df.select_dtypes("number").columns}
+        """A table; numbers without a ``float_format`` print to 3 significant figures
+        (:func:`osteomri.report.format.sig`). Headers are printed as given: pass display copies
+        (:func:`osteomri.report.format.humanise`) for human headers with units."""
+        formatter = sig if float_format is None else float_format.format
+        fmt = {c: formatter for c in df.select_dtypes("number").columns}
         body = df.to_html(index=index, formatters=fmt, na_rep="–", border=0, escape=True)
         if caption:
             body = body.replace(">", f"><caption>{html.escape(caption)}</caption>", 1)
         self._parts.append(body)
+
+    def footnotes(self, notes: list[str]) -> None:
+        """Small-print notes under the previous table (sources, definitions)."""
+        if notes:
+            items = "".join(f"<li>{html.escape(n)}</li>" for n in notes)
+            self._parts.append(f'<ol class="footnotes">{items}</ol>')
 
     def figure(self, fig: Any, caption: str | None = None, fmt: str = "png", dpi: int = 110) -> None:
         """Inline a matplotlib figure (closed afterwards)."""

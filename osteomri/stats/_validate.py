@@ -133,3 +133,34 @@ def require_columns(df: pd.DataFrame, columns: Sequence[str], what: str = "table
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise InputError(f"unknown column(s) {missing} in {what}; available: {list(df.columns)}")
+
+
+def require_numeric(df: pd.DataFrame, columns: Sequence[str], what: str = "table",
+                    id_columns: Sequence[str] = ("exam",), max_shown: int = 5) -> None:
+    """Refuse text in numeric columns and columns without any number, naming the cells at fault.
+
+    Text cells are named by the row's id columns (``exam sub-006``; the 1-based data row where the table has
+    none) with the offending value: ``column 'pdff_percent' of cohort table is not numeric: exam sub-006 has
+    'n/a', exam sub-018 has '55,2'``. Empty cells are missing values (handled by ``nan_policy``), not
+    errors; a column where every cell is empty raises ``column 'x' has no numeric values``.
+    """
+    ids = [c for c in id_columns if c in df.columns]
+    for col in dict.fromkeys(columns):
+        values = df[col]
+        if isinstance(values, pd.DataFrame):
+            raise InputError(f"column {col!r} occurs {values.shape[1]} times in {what}; rename the duplicates")
+        numeric = pd.to_numeric(values, errors="coerce") if values.dtype.kind not in "biuf" else values
+        bad = numeric.isna() & values.notna() & (values.astype(str).str.strip() != "")
+        if values.dtype.kind not in "biufc" and bad.any():
+            cells = [f"{_row_name(df, i, ids)} has {values.loc[i]!r}" for i in bad[bad].index[:max_shown]]
+            more = f" (and {int(bad.sum()) - max_shown} more)" if bad.sum() > max_shown else ""
+            raise InputError(f"column {col!r} of {what} is not numeric: {', '.join(cells)}{more}")
+        if not np.isfinite(numeric.to_numpy(dtype=float, na_value=np.nan)).any():
+            raise InputError(f"column {col!r} of {what} has no numeric values "
+                             f"({len(values)} row(s), all empty or not finite)")
+
+
+def _row_name(df: pd.DataFrame, index: Any, ids: Sequence[str]) -> str:
+    if ids:
+        return " ".join(f"{c} {df.at[index, c]}" for c in ids)
+    return f"row {df.index.get_loc(index) + 1}"

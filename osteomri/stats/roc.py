@@ -24,6 +24,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
@@ -62,9 +63,10 @@ __all__ = [
 @dataclass(frozen=True)
 class _Core:
     values: np.ndarray  # distinct sorted marker values
-    inverse: np.ndarray  # index into ``values`` of each observation
     c1: np.ndarray  # number of cases at each distinct value
     c0: np.ndarray  # number of controls at each distinct value
+    cum1: np.ndarray  # cases at or below each distinct value
+    cum0: np.ndarray  # controls at or below each distinct value
     n1: int
     n0: int
     direction: str
@@ -73,56 +75,131 @@ class _Core:
     auc: float
     var: float
 
+    def placements(self, x: np.ndarray, is_case: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Per-observation placement values (cases, controls) of ``x`` (the data of this core), original order."""
+        order = np.argsort(x)  # the pairing across markers needs each observation's distinct-value index
+        first = np.empty(x.size, dtype=bool)
+        first[0] = True
+        xs = x[order]
+        np.not_equal(xs[1:], xs[:-1], out=first[1:])
+        index = np.empty(x.size, dtype=np.int64)
+        index[order] = np.cumsum(first) - 1
+        return self.v10_u[index[is_case]], self.v01_u[index[~is_case]]
 
-def _auto_direction(x: np.ndarray, is_case: np.ndarray) -> str:
-    return ">" if np.median(x[~is_case]) > np.median(x[is_case]) else "<"
+
+def _median_sorted(s: np.ndarray) -> float:
+    """Median of an ascending array (as ``np.median``: the mean of the two middle values when even)."""
+    m = s.size // 2
+    return float(s[m]) if s.size % 2 else float(np.mean(s[m - 1:m + 1]))
 
 
-def _core(x: np.ndarray, is_case: np.ndarray, direction: str) -> _Core:
-    values, inverse = np.unique(x, return_inverse=True)
-    inverse = inverse.ravel()
-    total = np.bincount(inverse, minlength=values.size)
-    c1 = np.bincount(inverse[is_case], minlength=values.size)
-    c0 = total - c1
-    n1, n0 = int(c1.sum()), int(c0.sum())
-    cum0, cum1 = np.cumsum(c0), np.cumsum(c1)
+def _auto_direction(x: np.ndarray, is_case: np.ndarray, sorted_cases: np.ndarray | None = None,
+                    sorted_controls: np.ndarray | None = None) -> str:
+    """pROC's ``direction="auto"``: ``">"`` when the controls' median exceeds the cases' median."""
+    xc = np.sort(x[is_case]) if sorted_cases is None else sorted_cases
+    xk = np.sort(x[~is_case]) if sorted_controls is None else sorted_controls
+    return ">" if _median_sorted(xk) > _median_sorted(xc) else "<"
+
+
+def _split_sorted(x: np.ndarray, is_case: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Cases' and controls' values, each sorted ascending."""
+    return np.sort(x[is_case]), np.sort(x[~is_case])
+
+
+def _core(x: np.ndarray, is_case: np.ndarray, direction: str,
+          sorted_groups: tuple[np.ndarray, np.ndarray] | None = None) -> _Core:
+    """Counts per distinct value, placement values, AUC and DeLong variance from the two sorted groups.
+
+    Cost: one value sort per group (no full-length argsort of the raw data, no ``unique(return_inverse=True)``);
+    the pooled order is a stable merge of the two sorted runs (linear), whose case flags give the cumulative
+    case and control counts at each distinct value directly.
+    """
+    xc, xk = _split_sorted(x, is_case) if sorted_groups is None else sorted_groups
+    n1, n0 = xc.size, xk.size
+    runs = np.concatenate((xc, xk))
+    order = np.argsort(runs, kind="stable")  # timsort: merges the two ascending runs
+    pooled = runs[order]
+    first = np.empty(pooled.size, dtype=bool)
+    first[0] = True
+    np.not_equal(pooled[1:], pooled[:-1], out=first[1:])
+    starts = np.flatnonzero(first)
+    values = pooled[starts]
+    last = np.append(starts[1:], pooled.size) - 1  # index of the last observation at each distinct value
+    cum1 = np.cumsum(order < n1)[last]  # cases at or below each distinct value
+    cum0 = last + 1 - cum1
+    c1, c0 = np.diff(cum1, prepend=0), np.diff(cum0, prepend=0)
+    c1f, c0f = c1.astype(float), c0.astype(float)
+    # placement values; every term is an integer or a half-integer, so each form below is exact
+    v10_u, v01_u = c0f * -0.5, c1f * 0.5
     if direction == "<":
-        v10_u = (cum0 - c0 + 0.5 * c0) / n0  # controls strictly below + half the ties
-        v01_u = (n1 - cum1 + 0.5 * c1) / n1  # cases strictly above + half the ties
+        v10_u += cum0  # controls strictly below + half the ties
+        v01_u += n1 - cum1  # cases strictly above + half the ties
     else:
-        v10_u = (n0 - cum0 + 0.5 * c0) / n0
-        v01_u = (cum1 - c1 + 0.5 * c1) / n1
-    auc = float(c1 @ v10_u) / n1
+        v10_u += n0 - cum0 + c0
+        v01_u += cum1
+        v01_u -= c1
+    v10_u /= n0
+    v01_u /= n1
+    auc = float(c1f @ v10_u) / n1
     # DeLong 1988: S10 and S01 are the sample variances of the placement values (Sun & Xu 2014, eq. 3)
-    s10 = float(c1 @ (v10_u - auc) ** 2) / (n1 - 1) if n1 > 1 else 0.0
-    s01 = float(c0 @ (v01_u - auc) ** 2) / (n0 - 1) if n0 > 1 else 0.0
-    return _Core(values, inverse, c1, c0, n1, n0, direction, v10_u, v01_u, auc, s10 / n1 + s01 / n0)
+    s10 = float(c1f @ np.square(v10_u - auc)) / (n1 - 1) if n1 > 1 else 0.0
+    s01 = float(c0f @ np.square(v01_u - auc)) / (n0 - 1) if n0 > 1 else 0.0
+    return _Core(values, c1, c0, cum1, cum0, n1, n0, direction, v10_u, v01_u, auc, s10 / n1 + s01 / n0)
+
+
+_CURVE_FLOATS = ("threshold", "sensitivity", "specificity", "ppv", "npv", "accuracy", "lr_pos", "lr_neg",
+                 "youden_j", "closest_topleft")
+_CURVE_COLUMNS = ("threshold", "sensitivity", "specificity", "tp", "fp", "tn", "fn", "ppv", "npv", "accuracy",
+                  "lr_pos", "lr_neg", "youden_j", "closest_topleft")
+
+
+def _thresholds(values: np.ndarray) -> np.ndarray:
+    """``-inf``, the midpoints between consecutive distinct values, ``+inf`` (pROC)."""
+    t = np.empty(values.size + 1)
+    t[0], t[-1] = -np.inf, np.inf
+    np.add(values[:-1], values[1:], out=t[1:-1])
+    t[1:-1] /= 2.0
+    return t
+
+
+def _positives(core: _Core) -> tuple[np.ndarray, np.ndarray]:
+    """True and false positives at each threshold of :func:`_thresholds` (int64)."""
+    below1 = np.concatenate(([0], core.cum1))  # cases with value < threshold
+    below0 = np.concatenate(([0], core.cum0))
+    if core.direction == "<":  # positive: value >= threshold
+        return core.n1 - below1, core.n0 - below0
+    return below1, below0  # positive: value <= threshold
+
+
+def _curve_frame(thresholds: np.ndarray, tp: np.ndarray, fp: np.ndarray, n1: int, n0: int) -> pd.DataFrame:
+    """Counts and rates at the given thresholds (element-wise: any subset of rows gives the same numbers),
+    built in one float block (no per-column copies)."""
+    block = np.empty((len(_CURVE_FLOATS), thresholds.size))
+    f = dict(zip(_CURVE_FLOATS, block, strict=True))
+    f["threshold"][:] = thresholds
+    fn, tn = n1 - tp, n0 - fp
+    se, sp = f["sensitivity"], f["specificity"]
+    np.divide(tp, n1, out=se)
+    np.divide(tn, n0, out=sp)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        np.divide(tp, tp + fp, out=f["ppv"])
+        np.divide(tn, tn + fn, out=f["npv"])
+        np.divide(se, 1.0 - sp, out=f["lr_pos"])
+        np.divide(1.0 - se, sp, out=f["lr_neg"])
+    np.divide(tp + tn, n1 + n0, out=f["accuracy"])
+    np.add(se, sp, out=f["youden_j"])
+    f["youden_j"] -= 1.0
+    np.add((1.0 - se) ** 2, (1.0 - sp) ** 2, out=f["closest_topleft"])
+    df = pd.DataFrame(block.T, columns=list(_CURVE_FLOATS), copy=False)
+    for name, arr in (("tp", tp), ("fp", fp), ("tn", tn), ("fn", fn)):
+        df.insert(_CURVE_COLUMNS.index(name), name, arr)
+    return df
 
 
 def _curve(core: _Core) -> pd.DataFrame:
-    u = core.values
-    thresholds = np.concatenate(([-np.inf], (u[:-1] + u[1:]) / 2.0, [np.inf]))
-    below1 = np.concatenate(([0], np.cumsum(core.c1)))  # cases with value < threshold
-    below0 = np.concatenate(([0], np.cumsum(core.c0)))
-    if core.direction == "<":  # positive: value >= threshold
-        tp, fp = core.n1 - below1, core.n0 - below0
-    else:  # positive: value <= threshold
-        tp, fp = below1, below0
-    fn, tn = core.n1 - tp, core.n0 - fp
-    se, sp = tp / core.n1, tn / core.n0
-    n = core.n1 + core.n0
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ppv = tp / (tp + fp)
-        npv = tn / (tn + fn)
-        lr_pos = se / (1.0 - sp)
-        lr_neg = (1.0 - se) / sp
-    return pd.DataFrame({
-        "threshold": thresholds, "sensitivity": se, "specificity": sp,
-        "tp": tp, "fp": fp, "tn": tn, "fn": fn,
-        "ppv": ppv, "npv": npv, "accuracy": (tp + tn) / n,
-        "lr_pos": lr_pos, "lr_neg": lr_neg,
-        "youden_j": se + sp - 1.0, "closest_topleft": (1.0 - se) ** 2 + (1.0 - sp) ** 2,
-    })
+    """The full coordinates table: one row per threshold (pROC ``coords(ret="all")``)."""
+    tp, fp = _positives(core)
+    return _curve_frame(_thresholds(core.values), tp, fp, core.n1, core.n0)
 
 
 def _prepare(outcome: Any, markers: dict[str, Any], positive: Any, nan_policy: str, what: str):
@@ -210,9 +287,14 @@ class RocResult:
     best_method: str
     n_tied_best: int
     conf_level: float
-    curve: pd.DataFrame = field(repr=False)
     marker_name: str = "marker"
     bootstrap_aucs: np.ndarray | None = field(default=None, repr=False)
+    _core: _Core | None = field(default=None, repr=False, compare=False)
+
+    @cached_property
+    def curve(self) -> pd.DataFrame:
+        """Every threshold's counts and rates (built on first access: the analysis itself needs only Se and Sp)."""
+        return _curve(self._core)
 
     @property
     def auc_var(self) -> float:
@@ -321,12 +403,12 @@ def roc_analysis(
     name = marker_name or (marker.name if isinstance(marker, pd.Series) and marker.name is not None else "marker")
     y, cols, n_dropped = _prepare(outcome, {str(name): marker}, positive, nan_policy, f"ROC of {name}")
     x = cols[str(name)]
+    groups = _split_sorted(x, y.is_case)  # the only sort: medians, distinct values and counts come from it
     if direction == "auto":
-        direction = _auto_direction(x, y.is_case)
+        direction = _auto_direction(x, y.is_case, *groups)
     elif direction not in ("<", ">"):
         raise InputError(f"direction must be 'auto', '<' or '>', got {direction!r}")
-    core = _core(x, y.is_case, direction)
-    curve = _curve(core)
+    core = _core(x, y.is_case, direction, groups)
     se_auc = float(np.sqrt(max(core.var, 0.0)))
     z = stats.norm.ppf(0.5 + conf_level / 2)
     with np.errstate(divide="ignore", invalid="ignore"):
@@ -345,23 +427,32 @@ def roc_analysis(
     else:
         raise InputError(f"ci_method must be 'delong' or 'bootstrap', got {ci_method!r}")
 
-    allowed = np.ones(len(curve), dtype=bool)
+    tp_all, fp_all = _positives(core)
+    rates = {"sensitivity": tp_all / core.n1, "specificity": (core.n0 - fp_all) / core.n0}
+    allowed = None
     if best_within is not None:
         focus, (b0, b1) = best_within
         if focus not in ("specificity", "sensitivity"):
             raise InputError(f"best_within focus must be 'specificity' or 'sensitivity', got {focus!r}")
-        allowed = curve[focus].between(min(b0, b1), max(b0, b1)).to_numpy()
+        allowed = (rates[focus] >= min(b0, b1)) & (rates[focus] <= max(b0, b1))
         if not allowed.any():
             raise InputError(f"no threshold has {focus} within {best_within[1]}")
+    se_all, sp_all = rates["sensitivity"], rates["specificity"]
     if best_method == "youden":
-        score = np.where(allowed, curve["youden_j"].to_numpy(), -np.inf)
-        best = np.flatnonzero(np.isclose(score, score.max(), rtol=0, atol=1e-12))
+        score = se_all + sp_all - 1.0
+        if allowed is not None:
+            score[~allowed] = -np.inf
+        best = np.flatnonzero(np.abs(score - score.max()) <= 1e-12)
     elif best_method == "closest.topleft":
-        score = np.where(allowed, curve["closest_topleft"].to_numpy(), np.inf)
-        best = np.flatnonzero(np.isclose(score, score.min(), rtol=0, atol=1e-12))
+        score = (1.0 - se_all) ** 2 + (1.0 - sp_all) ** 2
+        if allowed is not None:
+            score[~allowed] = np.inf
+        best = np.flatnonzero(np.abs(score - score.min()) <= 1e-12)
     else:
         raise InputError(f"best_method must be 'youden' or 'closest.topleft', got {best_method!r}")
-    row = curve.iloc[int(best[0])]
+    j = int(best[0])
+    row = _curve_frame(_thresholds(core.values)[j:j + 1], tp_all[j:j + 1], fp_all[j:j + 1], core.n1,
+                       core.n0).iloc[0]
     tp, fp, tn, fn = (int(row[k]) for k in ("tp", "fp", "tn", "fn"))
     cutoff = float(row["threshold"])
     if se_sp_ci == "bootstrap":
@@ -382,7 +473,7 @@ def roc_analysis(
         specificity=float(row["specificity"]), youden_j=float(row["youden_j"]), sensitivity_ci=se_ci,
         specificity_ci=sp_ci, tp=tp, fp=fp, tn=tn, fn=fn, lr_pos=float(row["lr_pos"]), lr_neg=float(row["lr_neg"]),
         ppv=float(row["ppv"]), npv=float(row["npv"]), best_method=best_method, n_tied_best=int(best.size),
-        conf_level=conf_level, curve=curve, marker_name=str(name), bootstrap_aucs=boot,
+        conf_level=conf_level, marker_name=str(name), bootstrap_aucs=boot, _core=core,
     )
 
 
@@ -423,11 +514,6 @@ class DelongTestResult:
         }])
 
 
-def _placements(core: _Core, is_case: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Per-observation placement values (cases, controls) in the original order."""
-    return core.v10_u[core.inverse[is_case]], core.v01_u[core.inverse[~is_case]]
-
-
 def delong_test(
     outcome: Any,
     marker_a: Any,
@@ -449,11 +535,12 @@ def delong_test(
     y, cols, n_dropped = _prepare(outcome, {names[0]: marker_a, names[1]: marker_b}, positive, nan_policy,
                                   "paired DeLong test")
     xa, xb = cols[names[0]], cols[names[1]]
-    da = _auto_direction(xa, y.is_case) if direction_a == "auto" else direction_a
-    db = _auto_direction(xb, y.is_case) if direction_b == "auto" else direction_b
-    ca, cb = _core(xa, y.is_case, da), _core(xb, y.is_case, db)
-    v10a, v01a = _placements(ca, y.is_case)
-    v10b, v01b = _placements(cb, y.is_case)
+    ga, gb = _split_sorted(xa, y.is_case), _split_sorted(xb, y.is_case)
+    da = _auto_direction(xa, y.is_case, *ga) if direction_a == "auto" else direction_a
+    db = _auto_direction(xb, y.is_case, *gb) if direction_b == "auto" else direction_b
+    ca, cb = _core(xa, y.is_case, da, ga), _core(xb, y.is_case, db, gb)
+    v10a, v01a = ca.placements(xa, y.is_case)
+    v10b, v01b = cb.placements(xb, y.is_case)
     n1, n0 = ca.n1, ca.n0
     cov = float(np.cov(v10a, v10b, ddof=1)[0, 1] / n1 + np.cov(v01a, v01b, ddof=1)[0, 1] / n0)
     diff = ca.auc - cb.auc
