@@ -289,26 +289,22 @@ def load_reader_roi(path: str | Path) -> Image:
 
 
 def _load_dicom_seg(path: Path) -> Image:
-    import highdicom as hd
+    """A reader's DICOM SEG (read by :func:`osteomri.io.dicomout.seg.load_dicom_seg`) as a VerSe-coded label
+    image. When the SEG holds ``"<level> vertebra"`` and ``"<level> ROI"`` segments (as osteomri's own SEG
+    does), the vertebra segments are left out: the ROIs are what was measured."""
+    from osteomri.io.dicomout.seg import load_dicom_seg
 
-    try:
-        seg = hd.seg.segread(str(path))
-    except Exception as exc:  # pydicom/highdicom raise several types
-        raise InputError(f"cannot read {path.name} as DICOM SEG: {exc}") from exc
-    numbers, codes = [], []
-    for desc in seg.SegmentSequence:
-        label = str(desc.SegmentLabel).strip().split()[0].upper()
+    seg = load_dicom_seg(path)
+    has_roi = any(lab.strip().upper().endswith("ROI") for lab in seg.labels.values())
+    chosen = {n: lab for n, lab in seg.labels.items() if not (has_roi and lab.strip().upper().endswith("VERTEBRA"))}
+    out = np.zeros(next(iter(seg.masks.values())).shape, dtype=np.int16)
+    for number, text in chosen.items():
+        label = text.strip().split()[0].upper() if text.strip() else ""
         if label not in LEVEL_CODES:
-            raise UnknownLabelError(f"DICOM SEG {path.name}: segment label {desc.SegmentLabel!r} does not name a "
+            raise UnknownLabelError(f"DICOM SEG {path.name}: segment label {text!r} does not name a "
                                     "vertebral level (e.g. 'L3')")
-        numbers.append(int(desc.SegmentNumber))
-        codes.append(LEVEL_CODES[label])
-    vol = seg.get_volume(segment_numbers=numbers, combine_segments=True, relabel=True)
-    arr = np.asarray(vol.array)
-    lut = np.zeros(len(numbers) + 1, dtype=np.int16)
-    lut[1:] = codes
-    lps_to_ras = np.diag([-1.0, -1.0, 1.0, 1.0])
-    return Image(lut[arr], lps_to_ras @ np.asarray(vol.affine), {"Source": "DICOM SEG"})
+        out[seg.masks[number]] = LEVEL_CODES[label]
+    return Image(out, seg.affine, {"Source": "DICOM SEG"})
 
 
 def reader_rois(roi_image: Image, reference_affine: np.ndarray, shape: tuple[int, ...],

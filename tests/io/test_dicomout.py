@@ -1,0 +1,126 @@
+"""DICOM results: Parametric Map and SEG round trips on a multi-echo source series, validator, refusals."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import dicom_factory
+import numpy as np
+import pydicom
+import pytest
+
+from osteomri.errors import InputError
+from osteomri.io import load_image
+from osteomri.io.dicomout import Segment, load_dicom_seg, read_source, write_parametric_map, write_segmentation
+from osteomri.models.registry import MapSpec
+
+pytest.importorskip("highdicom")
+
+SHAPE = (14, 12, 6)
+TE_MS = [1.2, 2.4, 3.6]
+PDFF = MapSpec("test_pdff_percent", "%", "proton-density fat fraction", "pdff", "test")
+
+
+@pytest.fixture(scope="module")
+def source_dir(tmp_path_factory) -> Path:
+    """An oblique multi-echo magnitude+phase classic series (the reader's hard case)."""
+    folder = tmp_path_factory.mktemp("megre")
+    sig = dicom_factory.multi_echo_signal(SHAPE, [t * 1e-3 for t in TE_MS])
+    vols = {"M": np.round(np.abs(sig)), "P": np.round(np.angle(sig) * 1000)}
+    dicom_factory.write_classic_series(folder, vols, dicom_factory.oblique_geometry(25.0),
+                                       dicom_factory.SeriesSpec(echo_times_ms=TE_MS, signed=True))
+    return folder
+
+
+def _map(seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    data = (rng.random(SHAPE) * 100).astype(np.float32)
+    data[:3] = np.nan  # outside the fitted mask
+    return data
+
+
+def test_parametric_map_round_trip_equals_the_map_and_the_source_geometry(source_dir, tmp_path, dciodvfy):
+    source_image = load_image(source_dir)
+    data = _map()
+    path = write_parametric_map(source_image.with_data(data), PDFF, read_source(source_dir, "megre"),
+                                tmp_path / "pdff.dcm")
+    assert dciodvfy(path) == []
+    back = load_image(path)  # osteomri reads its own Parametric Map
+    assert back.data.dtype == np.float32
+    assert np.array_equal(back.data, data, equal_nan=True)  # bit-exact, NaN where no value
+    np.testing.assert_allclose(back.affine, source_image.affine, atol=1e-6)
+    assert back.meta["Units"] == "%" and back.meta["Quantity"] == "Fat fraction"
+    ds = pydicom.dcmread(path)
+    src = pydicom.dcmread(next(source_dir.iterdir()))
+    assert ds.FrameOfReferenceUID == src.FrameOfReferenceUID and ds.StudyInstanceUID == src.StudyInstanceUID
+    assert ds.SeriesInstanceUID != src.SeriesInstanceUID
+    assert ds.ReferencedSeriesSequence[0].SeriesInstanceUID == src.SeriesInstanceUID
+    assert ds.PatientID == src.PatientID and ds.PatientName == src.PatientName
+    rwvm = ds.SharedFunctionalGroupsSequence[0].RealWorldValueMappingSequence[0]
+    assert rwvm.MeasurementUnitsCodeSequence[0].CodingSchemeDesignator == "UCUM"
+    assert rwvm.QuantityDefinitionSequence[0].ConceptCodeSequence[0].CodeValue == "129100"
+
+
+def test_map_off_the_source_grid_is_refused(source_dir, tmp_path):
+    image = load_image(source_dir)
+    shifted = image.with_data(_map())
+    shifted.affine[:3, 3] += 2.0
+    with pytest.raises(InputError, match="not on the voxel grid"):
+        write_parametric_map(shifted, PDFF, read_source(source_dir), tmp_path / "x.dcm")
+    assert not (tmp_path / "x.dcm").exists()
+
+
+def test_source_without_frame_of_reference_is_one_clear_error(tmp_path):
+    vol = {"": np.ones((6, 5, 3))}
+    dicom_factory.write_classic_series(tmp_path / "s", vol, edit=lambda ds, *a: delattr(ds, "FrameOfReferenceUID"))
+    with pytest.raises(InputError, match="no FrameOfReferenceUID"):
+        read_source(tmp_path / "s", "megre")
+
+
+def test_pooled_series_with_two_frames_of_reference_is_refused(tmp_path):
+    a = dicom_factory.SeriesSpec(echo_times_ms=[2.0])
+    b = dicom_factory.SeriesSpec(echo_times_ms=[2.0])
+    dicom_factory.write_classic_series(tmp_path / "s", {"M": np.ones((6, 5, 3))}, spec=a)
+    dicom_factory.write_classic_series(tmp_path / "s", {"P": np.ones((6, 5, 3))}, spec=b)
+    with pytest.raises(InputError, match="frames of reference"):
+        read_source(tmp_path / "s", "megre", series_uid=[a.series_uid, b.series_uid])
+
+
+def test_segmentation_round_trip_overlapping_segments(source_dir, tmp_path, dciodvfy):
+    image = load_image(source_dir)
+    body = np.zeros(SHAPE, bool)
+    body[3:11, 2:9, 1:5] = True
+    roi = np.zeros(SHAPE, bool)
+    roi[5:9, 4:7, 2:4] = True  # inside the body: the segments overlap
+    other = np.zeros(SHAPE, bool)
+    other[0:2, 0:2, 5] = True
+    segments = [Segment("L3 vertebra", body, "L3"), Segment("L3 ROI", roi, "L3", "roi"),
+                Segment("L4 vertebra", other, "L4")]
+    path = write_segmentation(segments, read_source(source_dir), tmp_path / "seg.dcm")
+    assert dciodvfy(path) == []
+    back = load_dicom_seg(path, reference=image)
+    assert back.labels == {1: "L3 vertebra", 2: "L3 ROI", 3: "L4 vertebra"}
+    for number, seg in enumerate(segments, start=1):
+        assert np.array_equal(back.masks[number], seg.mask)
+    ds = pydicom.dcmread(path)
+    assert ds.SegmentSequence[0].SegmentedPropertyTypeCodeSequence[0].CodeValue == "36470004"  # L3 vertebra
+    assert ds.SegmentSequence[2].SegmentedPropertyTypeCodeSequence[0].CodeValue == "11994002"  # L4 vertebra
+    assert ds.SegmentSequence[1].SegmentedPropertyTypeCodeSequence[0].CodeValue == "14016003"  # bone marrow
+    # the reader-ROI path of the measurement layer reads the same file: the ROI segment, on the source grid
+    from osteomri.vertebrae.labels import LEVEL_CODES, resample_labels
+    from osteomri.vertebrae.rois import load_reader_roi
+
+    on_grid = np.asarray(resample_labels(load_reader_roi(path), image).data)
+    assert np.array_equal(on_grid == LEVEL_CODES["L3"], roi)
+    assert not (on_grid == LEVEL_CODES["L4"]).any()  # vertebra segments are not reader ROIs
+
+
+def test_seg_of_other_images_is_refused_on_a_reference_grid(source_dir, tmp_path):
+    image = load_image(source_dir)
+    mask = np.zeros(SHAPE, bool)
+    mask[4:6, 4:6, 2] = True
+    path = write_segmentation([Segment("L2 ROI", mask, "L2", "roi")], read_source(source_dir), tmp_path / "s.dcm")
+    moved = image.with_data(np.zeros(SHAPE))
+    moved.affine[:3, 3] += 0.37
+    with pytest.raises(InputError, match="does not lie on the grid"):
+        load_dicom_seg(path, reference=moved)
