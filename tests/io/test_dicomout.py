@@ -124,3 +124,38 @@ def test_seg_of_other_images_is_refused_on_a_reference_grid(source_dir, tmp_path
     moved.affine[:3, 3] += 0.37
     with pytest.raises(InputError, match="does not lie on the grid"):
         load_dicom_seg(path, reference=moved)
+
+
+def test_measurement_report_numbers_and_references(source_dir, tmp_path, dciodvfy):
+    import pandas as pd
+
+    from osteomri.io.dicomout.pmap import parametric_map
+    from osteomri.io.dicomout.seg import segmentation
+    from osteomri.io.dicomout.sr import MeasuredMap, read_measurement_report, write_measurement_report
+
+    image = load_image(source_dir)
+    source = read_source(source_dir, "megre")
+    pm = parametric_map(image.with_data(_map()), PDFF, source)
+    masks = {lv: np.zeros(SHAPE, bool) for lv in ("L3", "L4")}
+    masks["L3"][4:8, 3:6, 1:3] = True
+    masks["L4"][8:12, 3:6, 3:5] = True
+    seg = segmentation([Segment(f"{lv} ROI", m, lv, "roi") for lv, m in masks.items()], source)
+    table = pd.DataFrame({"level": ["L3", "L4"], "map": ["test_pdff_percent"] * 2, "n_voxels": [24, 1],
+                          "mean": [12.3456789012345, 40.5], "median": [11.0, 40.5], "sd": [3.21, np.nan]})
+    screening = pd.DataFrame({"marker": ["test_pdff_percent"], "value": [26.4], "likelihood_ratio": [2.5],
+                              "posttest_probability": [0.61]})
+    path = write_measurement_report(tmp_path / "sr.dcm", table, {"test_pdff_percent": MeasuredMap(PDFF, pm)}, seg,
+                                    {"L3": 1, "L4": 2}, source, vbq=3.14, screening=screening)
+    assert dciodvfy(path) == []
+    back = read_measurement_report(path)
+    l3 = back[back.group == "L3 pdff"]
+    assert set(l3.segment) == {1.0} and set(l3.source_sop) == {pm.SOPInstanceUID}
+    got = {(r.derivation, r.quantity): r.value for r in l3.itertuples()}
+    assert got[("Mean", "129100")] == pytest.approx(12.3456789012345, rel=1e-12)
+    assert got[("Median", "129100")] == 11.0 and got[("Standard Deviation", "129100")] == 3.21
+    assert got[("", "VOXELS")] == 24
+    l4 = back[back.group == "L4 pdff"]
+    assert set(l4.segment) == {2.0} and "Standard Deviation" not in set(l4.derivation)  # NaN SD left out
+    assert back[back.group == "VBQ"].value.tolist() == [3.14]
+    scr = back[back.group == "screening test_pdff_percent"].set_index("quantity").value
+    assert scr["MARKERVAL"] == 26.4 and scr["LR"] == 2.5 and scr["POSTTEST"] == 0.61
