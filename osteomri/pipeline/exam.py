@@ -25,13 +25,16 @@ def run_exam(
     out_dir: str | os.PathLike | None = None,
     progress: ProgressCallback | None = None,
     input_digests: dict[str, dict[str, str]] | None = None,
+    dicom_out: str | os.PathLike | None = None,
+    anonymize_key: bytes | str | None = None,
 ) -> ExamResult:
     """Run every applicable stage for ``spec``; write outputs below ``out_dir`` if given.
 
     ``progress(stage, status)`` is called before and after each stage (for progress bars).
     ``input_digests``: :meth:`ExamSpec.input_digests` when the caller already computed it (not hashed again).
     Any exception in a stage is recorded as that stage's failure (messages without input folders); the
-    other stages go on.
+    other stages go on. ``dicom_out``: also write the DICOM results below it (:mod:`.dicom_export`; pseudonymised
+    with ``anonymize_key``), logged as stage ``dicom_export``.
     """
     result = ExamResult(exam_id=spec.exam_id, clinical=dict(spec.clinical))
     ctx = ExamContext(spec=spec, result=result, images={})
@@ -62,6 +65,10 @@ def run_exam(
         log(record)
     if not result.stages:
         result.stages.append(StageRecord("inputs", "failed", "the exam names no input image"))
+    if dicom_out is not None and result.maps:
+        from osteomri.pipeline.dicom_export import export_stage
+
+        log(export_stage(result, spec, dicom_out, anonymize_key))
     result.provenance = provenance(
         "run_exam", parameters={"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options})
     result.provenance["inputs"] = list((input_digests or spec.input_digests()).values())

@@ -144,8 +144,8 @@ def test_measurement_report_numbers_and_references(source_dir, tmp_path, dciodvf
                           "mean": [12.3456789012345, 40.5], "median": [11.0, 40.5], "sd": [3.21, np.nan]})
     screening = pd.DataFrame({"marker": ["test_pdff_percent"], "value": [26.4], "likelihood_ratio": [2.5],
                               "posttest_probability": [0.61]})
-    path = write_measurement_report(tmp_path / "sr.dcm", table, {"test_pdff_percent": MeasuredMap(PDFF, pm)}, seg,
-                                    {"L3": 1, "L4": 2}, source, vbq=3.14, screening=screening)
+    measured = {"test_pdff_percent": MeasuredMap(PDFF, pm, seg, {"L3": 1, "L4": 2}, source.series_uids[0])}
+    path = write_measurement_report(tmp_path / "sr.dcm", table, measured, source, vbq=3.14, screening=screening)
     assert dciodvfy(path) == []
     back = read_measurement_report(path)
     l3 = back[back.group == "L3 pdff"]

@@ -35,18 +35,23 @@ _STATS = (("mean", codes.MEAN), ("median", codes.MEDIAN), ("sd", codes.STANDARD_
 
 @dataclass
 class MeasuredMap:
-    """One measured map: its registry ``spec`` and its written Parametric Map dataset ``pm``."""
+    """One measured map: its registry ``spec``, its Parametric Map ``pm``, the ``seg`` holding its ROIs
+    (``roi_segments``: level -> segment number) and the UID of the series the SEG was drawn on."""
 
     spec: object
     pm: Dataset
+    seg: Dataset
+    roi_segments: dict[str, int]
+    source_series_uid: str
 
 
-def measurement_report(table: pd.DataFrame, maps: dict[str, MeasuredMap], seg: Dataset,
-                       roi_segments: dict[str, int], source: DicomSource, *, vbq: float | None = None,
-                       screening: pd.DataFrame | None = None, extra_evidence: list[Dataset] | None = None):
+def measurement_report(table: pd.DataFrame, maps: dict[str, MeasuredMap], source: DicomSource, *,
+                       vbq: float | None = None, screening: pd.DataFrame | None = None,
+                       extra_evidence: list[Dataset] | None = None):
     """A ``highdicom.sr.Comprehensive3DSR`` holding ``table`` (tidy per-vertebra table: ``level``, ``map``,
     ``n_voxels``, ``mean``, ``median``, ``sd``) for the maps in ``maps``, ``vbq`` and ``screening`` (rows of
-    :func:`osteomri.stats.screening.screen_markers`). ``roi_segments``: level -> segment number in ``seg``."""
+    :func:`osteomri.stats.screening.screen_markers`). ``source``: the series whose patient/study the report
+    belongs to; ``extra_evidence``: other source series' headers."""
     import highdicom as hd
     from pydicom.sr.codedict import codes as dcodes
 
@@ -56,9 +61,9 @@ def measurement_report(table: pd.DataFrame, maps: dict[str, MeasuredMap], seg: D
         raise InputError("nothing to report: no measured map with a Parametric Map, no VBQ, no screening")
     for row in rows.itertuples(index=False):
         level, name = str(row.level), str(row.map)
-        if level not in roi_segments:
-            continue
         measured = maps[name]
+        if level not in measured.roi_segments:
+            continue
         spec = measured.spec
         concept = codes.quantity(spec.suffix, spec.description, spec.dicom_quantity)
         site = hd.sr.FindingSite(anatomic_location=codes.vertebra(level))
@@ -73,9 +78,9 @@ def measurement_report(table: pd.DataFrame, maps: dict[str, MeasuredMap], seg: D
         groups.append(hd.sr.VolumetricROIMeasurementsAndQualitativeEvaluations(
             tracking_identifier=hd.sr.TrackingIdentifier(uid=hd.UID(), identifier=f"{level} {spec.suffix}"),
             referenced_segment=hd.sr.ReferencedSegment(
-                sop_class_uid=seg.SOPClassUID, sop_instance_uid=seg.SOPInstanceUID,
-                segment_number=int(roi_segments[level]),
-                source_series=hd.sr.SourceSeriesForSegmentation(source.series_uids[0])),
+                sop_class_uid=measured.seg.SOPClassUID, sop_instance_uid=measured.seg.SOPInstanceUID,
+                segment_number=int(measured.roi_segments[level]),
+                source_series=hd.sr.SourceSeriesForSegmentation(measured.source_series_uid)),
             finding_type=codes.BONE_MARROW, finding_sites=[site], measurements=measurements))
     if vbq is not None and np.isfinite(vbq):
         groups.append(hd.sr.MeasurementsAndQualitativeEvaluations(
@@ -100,7 +105,8 @@ def measurement_report(table: pd.DataFrame, maps: dict[str, MeasuredMap], seg: D
     report = hd.sr.MeasurementReport(
         observation_context=hd.sr.ObservationContext(observer_device_context=observer),
         procedure_reported=dcodes.cid100.MultiparametricMRI, imaging_measurements=groups)
-    evidence = [*source.datasets, seg, *(m.pm for m in maps.values()), *(extra_evidence or [])]
+    segs = {str(m.seg.SOPInstanceUID): m.seg for m in maps.values()}
+    evidence = [*source.datasets, *segs.values(), *(m.pm for m in maps.values()), *(extra_evidence or [])]
     sr = hd.sr.Comprehensive3DSR(
         evidence=evidence, content=report[0], series_instance_uid=hd.UID(),
         series_number=SERIES_NUMBERS["sr"], sop_instance_uid=hd.UID(), instance_number=1,
