@@ -41,6 +41,11 @@ def exam(
     preset: str = typer.Option("spineps", help="Label convention of --labels."),
     roi: str = typer.Option("paper", help="ROI strategy (paper, body, ...)."),
     clinical: list[str] = typer.Option([], help="Clinical column KEY=VALUE (repeatable)."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write DICOM results (Parametric Maps, SEG, "
+                                   "TID 1500 SR, QC capture) referencing the DICOM inputs into DIR/sub-XX/."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results (PS3.15 basic "
+                                   "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -54,9 +59,16 @@ def exam(
     if not any(given.values()):
         raise InputError("give at least one input image (--megre, --pdff/--r2star, --t1w or --dwi)")
     spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical))
-    n = sum(1 for s in STAGES if s.applies(spec))
+    n = sum(1 for s in STAGES if s.applies(spec)) + (dicom_out is not None)
+    key = None
+    if anonymize or anon_key_file is not None:
+        from osteomri.pipeline.dicom_export import anonymization_key
+
+        if dicom_out is None:
+            raise InputError("--anonymize applies to --dicom-out: give --dicom-out DIR")
+        key = anonymization_key(anon_key_file)
     with stage_progress(n, exam_id) as cb:
-        result = run_exam(spec, out_dir=out, progress=cb)
+        result = run_exam(spec, out_dir=out, progress=cb, dicom_out=dicom_out, anonymize_key=key)
     console.print(result.stage_table().to_string(index=False))
     console.print(f"outputs: {out / spec.relative_dir()}")
     if not result.ok:
