@@ -102,5 +102,24 @@ def read_source(path: str | os.PathLike | Sequence[str | os.PathLike], label: st
         for keyword in _TYPE2:
             if keyword not in ds:
                 setattr(ds, keyword, "")
+        _share_frame_geometry(ds)
         datasets.append(ds)
     return DicomSource(label, datasets, layout.affine_ras.copy(), (cols, rows, layout.n_slices))
+
+
+def _share_frame_geometry(ds: Dataset) -> None:
+    """Enhanced multi-frame sources (e.g. Philips) may keep pixel measures and orientation per frame only;
+    highdicom looks for them in the shared functional groups. The orientation and pixel spacing were checked
+    to be common to all frames (:func:`~osteomri.io.dicom._layout`), so frame 1's are shared here (in the
+    in-memory header used as a template, never in a file)."""
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    if not per:
+        return
+    from pydicom.sequence import Sequence as DicomSequence
+
+    if "SharedFunctionalGroupsSequence" not in ds or not ds.SharedFunctionalGroupsSequence:
+        ds.SharedFunctionalGroupsSequence = DicomSequence([Dataset()])
+    shared = ds.SharedFunctionalGroupsSequence[0]
+    for keyword in ("PixelMeasuresSequence", "PlaneOrientationSequence"):
+        if keyword not in shared and keyword in per[0]:
+            setattr(shared, keyword, copy.deepcopy(per[0][keyword].value))
