@@ -60,13 +60,9 @@ def exam(
         raise InputError("give at least one input image (--megre, --pdff/--r2star, --t1w or --dwi)")
     spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical))
     n = sum(1 for s in STAGES if s.applies(spec)) + (dicom_out is not None)
-    key = None
-    if anonymize or anon_key_file is not None:
-        from osteomri.pipeline.dicom_export import anonymization_key
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
 
-        if dicom_out is None:
-            raise InputError("--anonymize applies to --dicom-out: give --dicom-out DIR")
-        key = anonymization_key(anon_key_file)
+    key = cli_anonymize_key(anonymize, anon_key_file, dicom_out)
     with stage_progress(n, exam_id) as cb:
         result = run_exam(spec, out_dir=out, progress=cb, dicom_out=dicom_out, anonymize_key=key)
     console.print(result.stage_table().to_string(index=False))

@@ -42,6 +42,11 @@ def waterfat(
     t1_fat_s: float = typer.Option(0.38, help="Assumed fat T1 (s) for --t1-correction"),
     bipolar: bool = typer.Option(False, "--bipolar", help="Bipolar readout: estimate and remove the even echoes' "
                                                           "phase error (>= 4 uniformly spaced echoes)"),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write the maps as DICOM Parametric Maps "
+                                   "referencing the DICOM input series."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM maps (PS3.15 basic "
+                                   "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Separate water and fat; write pdff.nii.gz (%), r2star.nii.gz (1/s), fieldmap.nii.gz (Hz), water, fat,
     residual, each with a JSON sidecar (units, description, parameters, provenance)."""
@@ -49,8 +54,10 @@ def waterfat(
     from osteomri.io.loader import load_image
     from osteomri.io.nifti import save_nifti
     from osteomri.io.provenance import provenance
+    from osteomri.pipeline.dicom_export import cli_anonymize_key, export_maps_dicom
     from osteomri.waterfat import MAP_UNITS, T1Correction, WaterFatModel
 
+    key = cli_anonymize_key(anonymize, anon_key_file, dicom_out)
     img = load_image(input)
     if echo_times_ms:
         img.meta["EchoTime"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
@@ -84,5 +91,8 @@ def waterfat(
         save_nifti(Image(maps[key].reshape(data.shape[:3]), img.affine), out / f"{name}.nii.gz",
                    sidecar={"Units": MAP_UNITS[key], "Description": desc, "SwapSuspected": fit.swap_suspected,
                             "Provenance": prov})
+    if dicom_out is not None:
+        export_maps_dicom({k: Image(maps[k].reshape(data.shape[:3]), img.affine) for k in DESCRIPTIONS}, input,
+                          dicom_out, anonymize_key=key)
     flag = "[bold red]water-fat swap suspected[/]" if fit.swap_suspected else "no swap detected"
     console.print(f"waterfat: {int(fit.mask.sum())} voxels in {elapsed:.1f} s; {flag}; maps in {out}")

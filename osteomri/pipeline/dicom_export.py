@@ -53,6 +53,39 @@ def anonymization_key(key_file: str | os.PathLike | None) -> bytes:
     return key
 
 
+def cli_anonymize_key(anonymize: bool, key_file, dicom_out) -> bytes | None:
+    """The key for ``--anonymize``/``--anon-key-file`` (None without them); both need ``--dicom-out``."""
+    if not anonymize and key_file is None:
+        return None
+    if dicom_out is None:
+        raise InputError("--anonymize applies to --dicom-out: give --dicom-out DIR")
+    return anonymization_key(key_file)
+
+
+def export_maps_dicom(maps: dict[str, Image], source_path: str | os.PathLike, folder: str | os.PathLike, *,
+                      stem: str = "", anonymize_key: bytes | str | None = None) -> dict[str, Path]:
+    """Parametric Maps of ``maps`` (map key -> image on the grid of the DICOM series ``source_path``) into
+    ``folder`` as ``[<stem>_]<suffix>_pmap.dcm`` (the single-model commands' ``--dicom-out``)."""
+    from osteomri.io.dicomout import Pseudonymizer, read_source
+    from osteomri.io.dicomout._common import save
+    from osteomri.io.dicomout.pmap import parametric_map
+
+    if not is_dicom_source(source_path):
+        raise InputError("--dicom-out needs the input read from a DICOM series (the maps reference it)")
+    source = read_source(source_path, label="input")
+    if anonymize_key is not None:
+        source = source.with_pseudonyms(Pseudonymizer(anonymize_key))
+    built = {}
+    for key, image in maps.items():
+        if key in _NOT_EXPORTED or not np.isfinite(np.asarray(image.data, dtype=float)).any():
+            continue
+        mspec = _spec_of(key)
+        built[key] = (parametric_map(image, mspec, source), f"{stem + '_' if stem else ''}{mspec.suffix}_pmap.dcm")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    return {key: save(ds, folder / name) for key, (ds, name) in built.items()}
+
+
 def _spec_of(key: str):
     """The registry spec of map ``key``; maps not registered yet get one from the pipeline's output names."""
     from osteomri.models.registry import MapSpec, map_spec

@@ -70,3 +70,19 @@ def test_dicom_out_without_dicom_inputs_fails_clearly(tmp_path, capsys):
     assert rc == 1 and "read from DICOM" in err
     assert not list((tmp_path / "d").rglob("*.dcm"))
 
+
+
+def test_waterfat_dicom_out(tmp_path, dciodvfy):
+    te_ms = [1.2, 2.2, 3.2, 4.2]
+    sig = fac.multi_echo_signal((12, 10, 3), [t * 1e-3 for t in te_ms], seed=2)
+    spec = fac.SeriesSpec(echo_times_ms=te_ms, manufacturer="GE MEDICAL SYSTEMS")
+    fac.write_image_series(tmp_path / "megre", sig, np.diag([1.2, 1.2, 4.0, 1.0]), spec)
+    rc = main(["waterfat", str(tmp_path / "megre"), "--out", str(tmp_path / "wf"), "--dicom-out",
+               str(tmp_path / "d")])
+    assert rc == 0
+    for suffix in ("pdff", "r2star", "fieldmap"):
+        pm = tmp_path / "d" / f"{suffix}_pmap.dcm"
+        assert dciodvfy(pm) == []
+        back = load_image(pm)
+        assert np.array_equal(back.data, np.asarray(load_nifti(tmp_path / "wf" / f"{suffix}.nii.gz").data,
+                                                    np.float32), equal_nan=True)
