@@ -76,8 +76,18 @@ def test_export_stage_and_every_object_valid(exam, dciodvfy):
     assert {"sub-dcm_pdff_pmap.dcm", "sub-dcm_r2star_pmap.dcm", "sub-dcm_fieldmap_pmap.dcm", "sub-dcm_sr.dcm",
             "sub-dcm_seg-megre.dcm", "sub-dcm_qc_sc.dcm"} <= set(files)
     assert "sub-dcm_T1w_pmap.dcm" not in files  # the T1w input is not re-exported
+    import highdicom as hd
+
     for name, path in files.items():
         assert dciodvfy(path) == [], name
+        if "_seg-" in name:
+            assert len(hd.seg.segread(path).SegmentSequence) >= 10  # L1-L5 vertebrae and ROIs
+        elif name.endswith("_sr.dcm"):
+            groups = hd.sr.srread(path).content.get_volumetric_roi_measurement_groups()
+            table = result.vertebrae
+            assert len(groups) == len(table[table["map"].isin(["pdff_percent", "r2star_hz"])])
+        else:
+            assert hd.imread(path).SOPInstanceUID == pydicom.dcmread(path, stop_before_pixels=True).SOPInstanceUID
 
 
 def test_pdff_round_trip_equals_nifti_and_source_geometry(exam):
