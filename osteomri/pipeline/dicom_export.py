@@ -10,7 +10,9 @@ For an exam whose inputs came from DICOM, writes into ``DIR/<sub-XX>[/ses-YY]/``
   options);
 * ``<exam>_sr.dcm`` — the TID 1500 Measurement Report (per level and map: mean, median, SD, voxel count;
   VBQ; the screening estimate), every measurement referencing its ROI segment and its Parametric Map;
-* ``<exam>_qc_sc.dcm`` — a Secondary Capture of the QC figure, when there is one.
+* ``<exam>_qc_sc.dcm`` — a Secondary Capture of the QC figure, when there is one;
+* with ``--anonymize``: ``source-<input>/`` — the de-identified source images the maps reference (same keyed
+  UIDs), so that a research export is complete.
 
 Every object is built in memory first and written only when all were built (atomic per file), so a failure
 leaves no partial export. With a pseudonymisation key (``--anonymize``) the source headers are de-identified
@@ -167,7 +169,14 @@ def export_exam_dicom(result: ExamResult, spec: ExamSpec, folder: str | os.PathL
 
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    return {kind: save(ds, folder / filename) for kind, (ds, filename) in objects.items()}
+    written = {kind: save(ds, folder / filename) for kind, (ds, filename) in objects.items()}
+    if anonymize_key is not None:  # the research export carries the de-identified images its results reference
+        from osteomri.io.dicomout.identity import write_pseudonymized_series
+
+        for name in dict.fromkeys(name for _, _, name in pms.values()):
+            write_pseudonymized_series(sources[name].paths, folder / f"source-{name}", pseudo)
+            written[f"source_{name}"] = folder / f"source-{name}"
+    return written
 
 
 def _segmentations(result: ExamResult, spec: ExamSpec, pms: dict, sources: dict, objects: dict) -> dict:

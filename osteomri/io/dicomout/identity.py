@@ -173,6 +173,37 @@ class Pseudonymizer:
         return fn(str(value))
 
 
+def write_pseudonymized_series(datasets_paths: Iterable, folder, pseudonymizer: Pseudonymizer) -> list:
+    """De-identified copies (pixel data kept) of the DICOM files ``datasets_paths`` in ``folder``, named by their
+    new SOP Instance UID, so that a research export holds the source images its results reference."""
+    from pathlib import Path
+
+    import pydicom
+
+    from osteomri.io.provenance import atomic_path
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    written = []
+    for path in datasets_paths:
+        ds = pydicom.dcmread(path)
+        meta = ds.file_meta
+        out = pseudonymizer.anonymize(ds)
+        deidentification_attributes(out)
+        meta.MediaStorageSOPInstanceUID = out.SOPInstanceUID
+        meta.ImplementationClassUID = pydicom.uid.PYDICOM_IMPLEMENTATION_UID
+        for keyword in ("SourceApplicationEntityTitle", "SendingApplicationEntityTitle",
+                        "ReceivingApplicationEntityTitle", "PrivateInformationCreatorUID", "PrivateInformation"):
+            if keyword in meta:
+                delattr(meta, keyword)
+        out.file_meta = meta
+        target = folder / f"{out.SOPInstanceUID}.dcm"
+        with atomic_path(target) as tmp:
+            out.save_as(tmp, enforce_file_format=True)
+        written.append(target)
+    return written
+
+
 def deidentification_attributes(ds: Dataset) -> None:
     """Mark an output object as de-identified (PS3.15 basic profile + modified dates option)."""
     from highdicom.sr import CodedConcept

@@ -12,7 +12,7 @@ from __future__ import annotations
 import copy
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from pydicom.dataset import Dataset
@@ -36,6 +36,7 @@ class DicomSource:
     affine_ras: np.ndarray
     shape: tuple[int, int, int]
     pseudonymized: bool = False
+    paths: list = field(default_factory=list)  # the source files (for a de-identified copy of the images)
 
     @property
     def frame_of_reference_uid(self) -> str:
@@ -73,7 +74,7 @@ class DicomSource:
     def with_pseudonyms(self, pseudonymizer) -> DicomSource:
         """This source with de-identified headers (:class:`~osteomri.io.dicomout.identity.Pseudonymizer`)."""
         return DicomSource(self.label, pseudonymizer.anonymize_all(self.datasets), self.affine_ras.copy(),
-                           self.shape, pseudonymized=True)
+                           self.shape, pseudonymized=True, paths=list(self.paths))
 
 
 def frames_of(data: np.ndarray) -> np.ndarray:
@@ -104,7 +105,8 @@ def read_source(path: str | os.PathLike | Sequence[str | os.PathLike], label: st
                 setattr(ds, keyword, "")
         _share_frame_geometry(ds)
         datasets.append(ds)
-    return DicomSource(label, datasets, layout.affine_ras.copy(), (cols, rows, layout.n_slices))
+    return DicomSource(label, datasets, layout.affine_ras.copy(), (cols, rows, layout.n_slices),
+                       paths=[h.path for h in chosen])
 
 
 def _share_frame_geometry(ds: Dataset) -> None:
