@@ -159,3 +159,45 @@ def test_measurement_report_numbers_and_references(source_dir, tmp_path, dciodvf
     assert back[back.group == "VBQ"].value.tolist() == [3.14]
     scr = back[back.group == "screening test_pdff_percent"].set_index("quantity").value
     assert scr["MARKERVAL"] == 26.4 and scr["LR"] == 2.5 and scr["POSTTEST"] == 0.61
+
+
+def test_pseudonymizer_basic_profile_actions():
+    from pydicom.dataset import Dataset
+    from pydicom.sequence import Sequence as DicomSequence
+
+    from osteomri.io.dicomout.identity import Pseudonymizer, basic_profile
+
+    ds = Dataset()
+    ds.PatientName, ds.PatientID, ds.PatientBirthDate = "Doe^John", "MRN-1", "19600229"
+    ds.StudyDate, ds.StudyTime, ds.AcquisitionDateTime = "20240301", "235959", "20240301120000"
+    ds.InstitutionName, ds.OperatorsName, ds.AccessionNumber = "General Hospital", "Tech^A", "A123"
+    ds.SOPInstanceUID, ds.StudyInstanceUID = "1.2.3.4.5", "1.2.3.4"
+    ds.EchoTime, ds.Modality = 2.3, "MR"
+    ref = Dataset()
+    ref.ReferencedSOPClassUID, ref.ReferencedSOPInstanceUID = "1.2.840.10008.5.1.4.1.1.4", "1.2.3.4.5"
+    ds.ReferencedImageSequence = DicomSequence([ref])  # X/Z/U*: removed
+    series = Dataset()
+    series.SeriesInstanceUID = "1.2.3.4.6"
+    series.ReferencedInstanceSequence = DicomSequence([ref])
+    ds.ReferencedSeriesSequence = DicomSequence([series])  # not in the profile: its UIDs are mapped
+    ds.add_new(0x00291010, "LO", "private vendor text")
+    key = Pseudonymizer("a-secret-key")
+    out = key.anonymize(ds)
+    assert len(basic_profile()) > 500  # PS3.15 Table E.1-1
+    assert out.PatientID == Pseudonymizer("a-secret-key").anonymize(ds).PatientID != "MRN-1"
+    assert out.PatientID != Pseudonymizer("other-secret").anonymize(ds).PatientID
+    assert str(out.PatientName) != "Doe^John" and "InstitutionName" not in out and "OperatorsName" not in out
+    assert out.SOPInstanceUID.startswith("2.25.") and out.SOPInstanceUID != ds.SOPInstanceUID
+    assert "ReferencedImageSequence" not in out
+    item = out.ReferencedSeriesSequence[0].ReferencedInstanceSequence[0]
+    assert item.ReferencedSOPInstanceUID == out.SOPInstanceUID  # one mapping for every occurrence of a UID
+    assert item.ReferencedSOPClassUID == ref.ReferencedSOPClassUID  # not identifying: kept
+    shift = key.date_shift_days
+    assert 62 <= shift <= 730
+    import datetime as dt
+
+    assert dt.date(2024, 3, 1) - dt.datetime.strptime(out.StudyDate, "%Y%m%d").date() == dt.timedelta(days=shift)
+    assert "AcquisitionDateTime" not in out and len(out.StudyTime) == 6 and out.StudyTime != "235959"
+    assert out.EchoTime == 2.3 and out.Modality == "MR"  # acquisition parameters kept
+    assert (0x0029, 0x1010) not in out and out.PatientIdentityRemoved == "YES"
+    assert ds.PatientID == "MRN-1"  # the input is not modified
