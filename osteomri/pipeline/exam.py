@@ -65,7 +65,7 @@ def run_exam(
         log(record)
     if not result.stages:
         result.stages.append(StageRecord("inputs", "failed", "the exam names no input image"))
-    if dicom_out is not None and result.maps:
+    if dicom_out is not None:
         from osteomri.pipeline.dicom_export import export_stage
 
         log(export_stage(result, spec, dicom_out, anonymize_key))
