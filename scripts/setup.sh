@@ -14,6 +14,16 @@ if [ "$want_browser" = 1 ] && ! command -v chromium >/dev/null 2>&1 && ! command
     echo "[setup] Chromium not found and cannot apt-get install it: the browser test will be skipped" >&2
   fi
 fi
+# dicom3tools' dciodvfy validates every DICOM object osteomri writes (tests run it)
+if ! command -v dciodvfy >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "[setup] installing dicom3tools (dciodvfy, DICOM object validation)"
+    apt-get update -qq >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends dicom3tools >/dev/null
+  else
+    echo "[setup] dciodvfy not found and cannot apt-get install dicom3tools: the DICOM validation tests will be skipped" >&2
+  fi
+fi
 if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi

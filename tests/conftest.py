@@ -80,3 +80,23 @@ def render_html():
         return out.stdout
 
     return render
+
+
+@pytest.fixture(scope="session")
+def dciodvfy():
+    """Return ``check(path) -> list of error lines`` from dicom3tools' ``dciodvfy`` (installed by
+    ``scripts/setup.sh``). Missing: a failure under CI, a skip elsewhere."""
+    import shutil
+    import subprocess
+
+    exe = shutil.which("dciodvfy")
+    if exe is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("dciodvfy not installed (scripts/setup.sh installs dicom3tools)")
+        pytest.skip("dciodvfy not installed")
+
+    def check(path) -> list[str]:
+        out = subprocess.run([exe, str(path)], capture_output=True, text=True, timeout=300)
+        return [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
+
+    return check

@@ -42,13 +42,15 @@ def exam_id_for(path: Path, given: str | None) -> str:
     return match.group(1) if match else "sub-01"
 
 
-def run_single_stage(spec, out: Path, label: str) -> None:
+def run_single_stage(spec, out: Path, label: str, dicom_out: Path | None = None,
+                     anonymize_key: bytes | str | None = None) -> None:
     """Run the exam pipeline restricted to ``spec.stages`` (strict: an input error is one line, nothing is
-    written), then print the stage messages and where the outputs are."""
+    written; ``dicom_out``: DICOM results too), then print the stage messages and where the outputs are."""
     from osteomri.pipeline.exam import run_exam
 
     with stage_progress(len(spec.stages), label) as cb:
-        result = run_exam(spec, out_dir=out, progress=cb, strict=True)
+        result = run_exam(spec, out_dir=out, progress=cb, strict=True, dicom_out=dicom_out,
+                          anonymize_key=anonymize_key)
     for record in result.stages:
         console.print(f"{record.stage}: {record.message} ({record.seconds:.1f} s)", highlight=False)
     console.print(f"maps in {out / spec.relative_dir()}", highlight=False)

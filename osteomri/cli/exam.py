@@ -45,6 +45,11 @@ def exam(
                                      "holds several series (repeatable)."),
     resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample --labels onto each map's "
                                          "grid by world coordinates (else labels off the grid are refused)."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write DICOM results (Parametric Maps, SEG, "
+                                   "TID 1500 SR, QC capture) referencing the DICOM inputs into DIR/sub-XX/."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results (PS3.15 basic "
+                                   "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -60,9 +65,12 @@ def exam(
     spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical),
                     series=assign_series(given, series),
                     options={"labels": {"resample": True}} if resample_labels else {})
-    n = sum(1 for s in STAGES if s.applies(spec))
+    n = sum(1 for s in STAGES if s.applies(spec)) + (dicom_out is not None)
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
+
+    key = cli_anonymize_key(anonymize, anon_key_file, dicom_out)
     with stage_progress(n, exam_id) as cb:
-        result = run_exam(spec, out_dir=out, progress=cb)
+        result = run_exam(spec, out_dir=out, progress=cb, dicom_out=dicom_out, anonymize_key=key)
     console.print(result.stage_table().to_string(index=False))
     console.print(f"outputs: {out / spec.relative_dir()}")
     if not result.ok:

@@ -37,10 +37,18 @@ def waterfat(
                                  "data (or the header) and the even echoes' phase error corrected when found"),
     voxel_size: str = typer.Option("", "--voxel-size", help="x,y,z voxel size in mm for inputs without geometry "
                                    "(toolbox .mat); else 1 mm is assumed, with a warning"),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write the maps as DICOM Parametric Maps "
+                                   "referencing the DICOM input series."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM maps (PS3.15 basic "
+                                   "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Separate water and fat: <exam>_pdff (%), _r2star (1/s), _fieldmap (Hz), _water, _fat,
     _desc-waterfat_residual, each NIfTI with a JSON sidecar (units, model parameters, QC, provenance)."""
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
     from osteomri.pipeline.spec import ExamSpec
+
+    key = cli_anonymize_key(anonymize, anon_key_file, dicom_out)
 
     if precession not in PRECESSION:
         raise InputError(f"--precession must be meta, auto, clockwise or counterclockwise, got {precession!r}")
@@ -65,4 +73,4 @@ def waterfat(
         opts["t1_correction"] = {"t1_water_s": t1_water_s, "t1_fat_s": t1_fat_s}
     spec = ExamSpec(exam_id_for(input, exam_id or exam), megre=input, options={"waterfat": opts},
                     stages=("waterfat",), series={"megre": series} if series else {})
-    run_single_stage(spec, out, "waterfat")
+    run_single_stage(spec, out, "waterfat", dicom_out=dicom_out, anonymize_key=key)

@@ -773,7 +773,31 @@ def load_dicom_series(
     if "ImageType" not in meta and frames[0].frame_type:
         meta["ImageType"] = list(frames[0].frame_type)
     meta.update(extra)
+    meta.update(_real_world_units(chosen[0].ds))
     return Image(data, layout.affine_ras, meta)
+
+
+def _real_world_units(ds: Dataset) -> dict[str, Any]:
+    """``Units`` (UCUM code) and ``Quantity`` (code meaning) of a Parametric Map's identity Real World Value
+    Mapping (as osteomri writes them), so that a map read back keeps its unit."""
+    shared = _first_item(ds, "SharedFunctionalGroupsSequence")
+    per = ds.get("PerFrameFunctionalGroupsSequence")
+    for holder in (shared, per[0] if per else None):
+        item = _first_item(holder, "RealWorldValueMappingSequence")
+        if item is None:
+            continue
+        if float(item.get("RealWorldValueSlope", 1.0)) != 1.0 or float(item.get("RealWorldValueIntercept", 0.0)):
+            continue
+        out: dict[str, Any] = {}
+        unit = _first_item(item, "MeasurementUnitsCodeSequence")
+        if unit is not None:
+            out["Units"] = str(unit.get("CodeValue", ""))
+        quantity = _first_item(item, "QuantityDefinitionSequence")
+        concept = _first_item(quantity, "ConceptCodeSequence") if quantity is not None else None
+        if concept is not None:
+            out["Quantity"] = str(concept.get("CodeMeaning", ""))
+        return out
+    return {}
 
 
 def list_dicom_series(path: str | os.PathLike | Sequence[str | os.PathLike]):

@@ -26,6 +26,8 @@ def run_exam(
     progress: ProgressCallback | None = None,
     input_digests: dict[str, dict[str, str]] | None = None,
     strict: bool = False,
+    dicom_out: str | os.PathLike | None = None,
+    anonymize_key: bytes | str | None = None,
 ) -> ExamResult:
     """Run every applicable stage for ``spec``; write outputs below ``out_dir`` if given.
 
@@ -33,7 +35,8 @@ def run_exam(
     ``input_digests``: :meth:`ExamSpec.input_digests` when the caller already computed it (not hashed again).
     Any exception in a stage is recorded as that stage's failure (messages without input folders); the
     other stages go on. ``strict`` (the single-purpose commands): a stage's error propagates instead and
-    nothing is written.
+    nothing is written. ``dicom_out``: also write the DICOM results below it (:mod:`.dicom_export`;
+    pseudonymised with ``anonymize_key``), logged as stage ``dicom_export``.
     """
     result = ExamResult(exam_id=spec.exam_id, clinical=dict(spec.clinical))
     ctx = ExamContext(spec=spec, result=result, images={})
@@ -65,6 +68,13 @@ def run_exam(
         log(record)
     if not result.stages:
         result.stages.append(StageRecord("inputs", "failed", "the exam names no input image"))
+    if dicom_out is not None:
+        from osteomri.pipeline.dicom_export import export_stage
+
+        record = export_stage(result, spec, dicom_out, anonymize_key)
+        if strict and record.status == "failed":
+            raise OsteoMRIError(record.message)
+        log(record)
     result.provenance = provenance(
         "run_exam", parameters={"label_preset": spec.label_preset, "roi": spec.roi, "options": spec.options,
                      "stages": list(spec.stages) if spec.stages is not None else "all"})

@@ -289,20 +289,22 @@ def load_reader_roi(path: str | Path) -> Image:
 
 
 def _load_dicom_seg(path: Path) -> Image:
-    """The SEG file's segments (:func:`osteomri.io.dicom_seg.load_dicom_seg`) as VerSe level codes."""
-    from osteomri.io.dicom_seg import load_dicom_seg
+    """A reader's DICOM SEG (read by :func:`osteomri.io.dicomout.seg.load_dicom_seg`) as a VerSe-coded label
+    image. When the SEG holds ``"<level> vertebra"`` and ``"<level> ROI"`` segments (as osteomri's own SEG
+    does), the vertebra segments are left out: the ROIs are what was measured."""
+    from osteomri.io.dicomout.seg import load_dicom_seg
 
     seg = load_dicom_seg(path)
-    lut = np.zeros(len(seg.meta["SegmentLabels"]) + 1, dtype=np.int16)
-    for value, text in seg.meta["SegmentLabels"].items():
+    has_roi = any(lab.strip().upper().endswith("ROI") for lab in seg.labels.values())
+    chosen = {n: lab for n, lab in seg.labels.items() if not (has_roi and lab.strip().upper().endswith("VERTEBRA"))}
+    out = np.zeros(next(iter(seg.masks.values())).shape, dtype=np.int16)
+    for number, text in chosen.items():
         label = text.strip().split()[0].upper() if text.strip() else ""
         if label not in LEVEL_CODES:
             raise UnknownLabelError(f"DICOM SEG {path.name}: segment label {text!r} does not name a "
                                     "vertebral level (e.g. 'L3')")
-        lut[int(value)] = LEVEL_CODES[label]
-    out = seg.with_data(lut[seg.data])
-    out.meta.pop("SegmentLabels")
-    return out
+        out[seg.masks[number]] = LEVEL_CODES[label]
+    return Image(out, seg.affine, {"Source": "DICOM SEG"})
 
 
 def reader_rois(roi_image: Image, reference_affine: np.ndarray, shape: tuple[int, ...],

@@ -119,6 +119,8 @@ class SeriesSpec:
     ge_private: bool = False  # write GE (0043,102F) component codes and a GE-style ImageType
     write_echo_time: bool = True
     seed: int = 0
+    study_uid: str | None = None  # None: a new study per series
+    frame_uid: str | None = None  # None: a new frame of reference per series
 
 
 def _per(value: float | dict[str, float], comp: str, default: float) -> float:
@@ -141,7 +143,7 @@ def write_classic_series(
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(spec.seed)
-    study_uid, frame_uid = generate_uid(), generate_uid()
+    study_uid, frame_uid = spec.study_uid or generate_uid(), spec.frame_uid or generate_uid()
     paths: list[Path] = []
     jobs = []
     for comp, vol in volumes.items():
@@ -288,3 +290,29 @@ def multi_echo_signal(shape: tuple[int, int, int], echo_times_s: Sequence[float]
     phi0 = rng.uniform(-np.pi, np.pi, shape)
     return (amp[..., None] * np.exp(-r2s[..., None] * te) *
             np.exp(1j * (phi0[..., None] + 2 * np.pi * df[..., None] * te)))
+
+
+def geometry_from_affine(affine_ras: np.ndarray) -> Geometry:
+    """The slice stack whose voxel -> RAS+ affine is ``affine_ras`` (slice normal along the third column)."""
+    lps = np.diag([-1.0, -1.0, 1.0, 1.0]) @ np.asarray(affine_ras, float)
+    size = np.linalg.norm(lps[:3, :3], axis=0)
+    geo = Geometry(origin_lps=tuple(lps[:3, 3]), row_dir=tuple(lps[:3, 0] / size[0]),
+                   col_dir=tuple(lps[:3, 1] / size[1]), pixel_spacing=(size[1], size[0]), slice_spacing=size[2])
+    if np.dot(geo.normal, lps[:3, 2]) <= 0:
+        raise ValueError("left-handed voxel axes: permute or flip the volume before writing it as DICOM")
+    return geo
+
+
+def write_image_series(folder: str | Path, data: np.ndarray, affine_ras: np.ndarray, spec: SeriesSpec,
+                       edit: Callable[[Dataset, str, int, int], None] | None = None) -> tuple[list[Path], float]:
+    """An image (x, y, z[, echoes]) as a classic series: complex data as GE-style magnitude + phase
+    (milliradians), real data as magnitude; magnitudes scaled to int16. Returns the files and the magnitude
+    scale (stored = value x scale)."""
+    data = np.asarray(data)
+    mag = np.abs(data)
+    scale = 30000.0 / float(mag.max())
+    vols = {"M": np.rint(mag * scale)}
+    if np.iscomplexobj(data):
+        vols["P"] = np.rint(np.angle(data) * 1000.0)
+    spec.signed = True
+    return write_classic_series(folder, vols, geometry_from_affine(affine_ras), spec, edit), scale
