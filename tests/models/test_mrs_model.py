@@ -22,14 +22,14 @@ def _truth(n, rng, pdff=None):
                 phase_rad=rng.uniform(-np.pi, np.pi, n), shift_hz=rng.uniform(-0.1, 0.1, n) * 127.74)
 
 
-def test_methylene_lies_plus_434_hz_from_water_at_3t():
-    """NIfTI-MRS convention: with numpy's FFT the 1.30 ppm peak of a 3 T FID is at about +434 Hz."""
+def test_methylene_lies_434_hz_below_water_at_3t():
+    """NIfTI-MRS convention of nifti-mrs/spec2nii: ppm = 4.70 + f / MHz on numpy's FFT axis."""
     model = MrsModel(TE, 127.74, 2.5e-4)
     fids, _ = simulate_marrow_fids(model, 4096, pdff_percent=100, ndb=3, water_t2_ms=30, fat_t2_ms=60,
                                    water_linewidth_hz=5, fat_linewidth_hz=5)
     spec = np.abs(spectrum(fids[0, 0]))
     freq = np.fft.fftshift(np.fft.fftfreq(4096, 2.5e-4))
-    assert freq[np.argmax(spec)] == pytest.approx(434.3, abs=1.0)
+    assert freq[np.argmax(spec)] == pytest.approx(-434.3, abs=1.0)
     assert ppm_axis(4096, 2.5e-4, 127.74)[np.argmax(spec)] == pytest.approx(1.30, abs=0.01)
 
 
@@ -66,7 +66,7 @@ def test_noise_free_spectra_are_recovered_exactly(mhz):
     np.testing.assert_allclose(fit.cl, 16.8 + 0.25 * truth["ndb"], atol=1e-3)
     np.testing.assert_allclose(fit.water_linewidth_hz, truth["water_linewidth_hz"], rtol=1e-4)
     np.testing.assert_allclose(fit.fat_linewidth_hz, truth["fat_linewidth_hz"], rtol=1e-4)
-    np.testing.assert_allclose(fit.mrs_shift_ppm, -truth["shift_hz"] / mhz, atol=1e-5)
+    np.testing.assert_allclose(fit.mrs_shift_ppm, truth["shift_hz"] / mhz, atol=1e-5)
     np.testing.assert_allclose(np.cos(fit.mrs_phase_rad - truth["phase_rad"]), 1.0, atol=1e-8)
     np.testing.assert_allclose(fit.predict(), fids, atol=1e-6)
 
@@ -75,10 +75,24 @@ def test_shift_of_a_tenth_of_a_ppm_either_way_is_fitted():
     model = MrsModel(TE, 127.74, 5e-4)
     for ppm in (-0.12, 0.12):
         fids, _ = simulate_marrow_fids(model, 1024, pdff_percent=30, ndb=3, water_t2_ms=25, fat_t2_ms=60,
-                                       water_linewidth_hz=30, fat_linewidth_hz=20, shift_hz=-ppm * 127.74)
+                                       water_linewidth_hz=30, fat_linewidth_hz=20, shift_hz=ppm * 127.74)
         fit = model.fit(fids)
         assert fit.mrs_shift_ppm[0] == pytest.approx(ppm, abs=1e-5)
         assert fit.pdff_percent[0] == pytest.approx(30, abs=1e-3)
+
+
+@pytest.mark.parametrize("pdff", [10, 60])
+def test_mirrored_convention_is_detected(pdff):
+    """FIDs in the complex-conjugate convention (methylene at +434 Hz at 3 T) give the same fit, flagged."""
+    rng = np.random.default_rng(8)
+    model = MrsModel(TE, 127.74, 5e-4)
+    fids, _ = simulate_marrow_fids(model, 1024, **_truth(20, rng, pdff=pdff), snr=50, rng=rng)
+    direct, mirrored = model.fit(fids), model.fit(fids.conj())
+    assert not direct.qc["conjugated"] and mirrored.qc["conjugated"]
+    np.testing.assert_allclose(mirrored.pdff_percent, direct.pdff_percent, atol=1e-6)
+    np.testing.assert_allclose(mirrored.predict(), direct.predict().conj(), atol=1e-9)
+    forced = MrsModel(TE, 127.74, 5e-4, conjugate=False).fit(fids.conj())
+    assert np.abs(np.nanmedian(forced.pdff_percent) - pdff) > 5  # the mirrored fat pattern does not fit
 
 
 def test_fit_contract_maps_parameters_and_grid_shape():

@@ -1,12 +1,16 @@
 """Conventions and the chemically constrained fat basis of marrow MR spectroscopy.
 
-Conventions (the NIfTI-MRS specification, Clarke et al., MRM 2022;88:2358, Appendix A):
+Conventions (NIfTI-MRS, Clarke et al., MRM 2022;88:2358, as its reference implementations -- the
+``nifti-mrs`` package and ``spec2nii`` -- store and read it):
 
-* A free-induction decay (FID) is stored as NIfTI-MRS stores it: the spectrum is ``numpy.fft.fftshift(
-  numpy.fft.fft(fid))`` and its frequency axis runs from negative to positive Hz, with chemical shift
-  *decreasing* along it. A peak at ``ppm`` therefore rotates as ``exp(+2 pi i f t)`` with
-  ``f = (reference_ppm - ppm) * spectrometer_mhz`` Hz: at 3 T (123.2-127.8 MHz) the methylene peak (1.30 ppm)
-  lies about +434 Hz from water (4.70 ppm).
+* A free-induction decay (FID) is stored so that its spectrum is ``numpy.fft.fftshift(numpy.fft.fft(fid))``
+  on the frequency axis ``fftshift(fftfreq(N, dwell))`` (Hz) with ``ppm = reference_ppm + f / spectrometer_mhz``:
+  a peak at ``ppm`` rotates as ``exp(+2 pi i f t)`` with ``f = (ppm - reference_ppm) * spectrometer_mhz``.
+  At 3 T (127.7 MHz) the methylene peak (1.30 ppm) thus lies 434 Hz from water, on the negative side. (Issue
+  17 quotes +434 Hz: that is the complex-conjugate, mirrored, convention. Real vendor files converted by
+  spec2nii follow the one above: the Philips phantom's NAA lies at 2.0 ppm with it, at 7.4 ppm mirrored.)
+  :class:`~osteomri.models.mrs.model.MrsModel` detects a mirrored dataset from the asymmetric fat pattern
+  (``conjugate="auto"``) and reports it.
 * The receiver reference (0 Hz) is 4.70 ppm unless the header says otherwise (``reference_ppm``).
 * The echo top is at t = 0; ``t_n = n * dwell_time_s``.
 
@@ -93,14 +97,14 @@ def composition(ndb) -> dict[str, np.ndarray]:
 
 def peak_frequencies_hz(ppm, spectrometer_mhz: float, reference_ppm: float = WATER_PPM) -> np.ndarray:
     """FID rotation frequency (Hz, numpy-FFT sense; see the module docstring) of peaks at ``ppm``."""
-    return (reference_ppm - np.asarray(ppm, float)) * spectrometer_mhz
+    return (np.asarray(ppm, float) - reference_ppm) * spectrometer_mhz
 
 
 def ppm_axis(n_points: int, dwell_time_s: float, spectrometer_mhz: float,
              reference_ppm: float = WATER_PPM) -> np.ndarray:
-    """The ppm of each point of ``fftshift(fft(fid))`` (decreasing)."""
+    """The ppm of each point of ``fftshift(fft(fid))`` (increasing; plots reverse it)."""
     f = np.fft.fftshift(np.fft.fftfreq(n_points, dwell_time_s))
-    return reference_ppm - f / spectrometer_mhz
+    return reference_ppm + f / spectrometer_mhz
 
 
 def spectrum(fid: np.ndarray) -> np.ndarray:

@@ -113,6 +113,8 @@ class MrsFit:
         ok = self.mask.reshape(-1)
         if ok.any():
             out[ok] = lm.model_signal(flat[ok], self.design)
+        if self.qc.get("conjugated"):
+            out = out.conj()
         return out.reshape(self.mask.shape + out.shape[1:])
 
     def components(self) -> dict[str, np.ndarray]:
@@ -124,7 +126,7 @@ class MrsFit:
             parts = lm.model_components(flat[ok], self.design)
             for k, v in parts.items():
                 out = np.full((flat.shape[0],) + v.shape[1:], np.nan + 0j)
-                out[ok] = v
+                out[ok] = v.conj() if self.qc.get("conjugated") else v
                 res[k] = out.reshape(self.mask.shape + v.shape[1:])
         return res
 
@@ -171,6 +173,10 @@ class MrsModel:
         Chemical shift of the receiver frequency (default 4.70 ppm).
     shift_range_ppm:
         The frequency shift is searched and bounded within ± this (default 0.3 ppm).
+    conjugate:
+        ``"auto"`` (default): take the complex conjugate of the FIDs when the water + fat pattern fits the
+        mirrored data better (a dataset stored in the other sign convention; reported as ``qc["conjugated"]``);
+        ``True``/``False`` force it.
     t2_correction:
         Fit water and fat T2 (needs >= 2 echo times; default). ``False``: no T2 (single-TE spectra), the
         amplitudes are those at the echo time and the fat fraction is not T2-corrected.
@@ -181,6 +187,7 @@ class MrsModel:
     def __init__(self, te_s, spectrometer_mhz: float, dwell_time_s: float, *, sequence: str = "steam",
                  mixing_time_s: float | None = None, fat_model: Any = "triglyceride",
                  reference_ppm: float = WATER_PPM, shift_range_ppm: float = 0.3, t2_correction: bool = True,
+                 conjugate: bool | str = "auto",
                  max_iter: int = 60, chunk_size: int = 256) -> None:
         te = np.atleast_1d(np.asarray(te_s, dtype=float))
         if te.ndim != 1 or te.size == 0 or not np.all(np.isfinite(te)) or np.any(te < 0):
@@ -217,6 +224,9 @@ class MrsModel:
         self.reference_ppm = float(reference_ppm)
         self.shift_range_ppm = float(shift_range_ppm)
         self.t2_correction = bool(t2_correction)
+        if conjugate not in (True, False, "auto"):
+            raise InputError(f"conjugate must be True, False or 'auto', got {conjugate!r}")
+        self.conjugate = conjugate
         self.max_iter, self.chunk_size = int(max_iter), int(chunk_size)
 
     def parameters(self) -> dict[str, Any]:
@@ -224,6 +234,7 @@ class MrsModel:
                 "dwell_time_s": self.dwell_time_s, "sequence": self.sequence, "mixing_time_s": self.mixing_time_s,
                 "fat_model": self.fat_model, "reference_ppm": self.reference_ppm,
                 "shift_range_ppm": self.shift_range_ppm, "t2_correction": self.t2_correction,
+                "conjugate": self.conjugate,
                 "max_iter": self.max_iter, "chunk_size": self.chunk_size}
 
     @classmethod
@@ -285,6 +296,9 @@ class MrsModel:
         design = self.design(n)
         free = self.free_parameters()
         shift_hz = self.shift_range_ppm * self.spectrometer_mhz
+        conjugated = self._mirrored(flat[sel], design, shift_hz) if self.conjugate == "auto" else self.conjugate
+        if conjugated:
+            flat = flat.conj()
         bounds = lm.default_bounds(shift_hz * 1.05)
         theta = np.full((flat.shape[0], lm.N_PARAMS), np.nan)
         cov = np.full((flat.shape[0], lm.N_PARAMS, lm.N_PARAMS), np.nan)
@@ -327,12 +341,26 @@ class MrsModel:
         qc = {"n_spectra": int(sel.size), "n_fitted": int(sel.sum()), "n_converged": int(conv[sel].sum()),
               "median_iterations": float(np.median(n_iter[sel])),
               "n_nonfinite": int((~finite).sum()), "t2_corrected": self.t2_correction,
+              "conjugated": bool(conjugated),
               "n_ndb_not_determined": int(values.pop("_ndb_at_bound")[sel].sum()),
               "n_ndb_fixed": int(ndb_fixed[sel].sum())}
         return MrsFit({k: v.reshape(grid) for k, v in values.items()},
                       {k: v.reshape(grid) for k, v in sd.items()}, mask_out, qc,
                       theta.reshape(grid + (lm.N_PARAMS,)), cov.reshape(grid + cov.shape[1:]),
                       conv.reshape(grid), self, n, design)
+
+    def _mirrored(self, y: np.ndarray, design: lm.Design, shift_hz: float) -> bool:
+        """Whether the data are stored in the mirrored (complex-conjugate) convention: the water + fat pattern
+        explains more of the conjugated FIDs (summed over up to 256 spectra). Without fat both fit equally
+        and the data are taken as they are."""
+        if self._fixed is None and design.f_fat_hz.size == 0:  # pragma: no cover
+            return False
+        sub = y[:: max(1, y.shape[0] // 256)][:256]
+        norm = np.abs(sub[:, 0, :4]).mean(1)
+        sub = sub / np.where(norm > 0, norm, 1.0)[:, None, None]
+        e_as_is = starting_values(sub, design, shift_hz, return_energy=True).sum()
+        e_conj = starting_values(sub.conj(), design, shift_hz, return_energy=True).sum()
+        return bool(e_conj > e_as_is * (1 + 1e-6))
 
     def _fit_truncated(self, y, theta0, free, bounds):
         """LM fit on the FID truncated where the narrowest plausible line has decayed (energy beyond
@@ -398,8 +426,7 @@ class MrsModel:
             values["fat_linewidth_hz"], sd["fat_linewidth_hz_sd"] = theta[:, lm.LWF], np.sqrt(var(lm.LWF))
             values["mrs_phase_rad"] = np.angle(np.exp(1j * theta[:, lm.PHI]))
             sd["mrs_phase_rad_sd"] = np.sqrt(var(lm.PHI))
-            # a positive FID frequency is a lower chemical shift: report the shift in ppm towards higher ppm
-            values["mrs_shift_ppm"] = -theta[:, lm.DEL] / self.spectrometer_mhz
+            values["mrs_shift_ppm"] = theta[:, lm.DEL] / self.spectrometer_mhz
             sd["mrs_shift_ppm_sd"] = np.sqrt(var(lm.DEL)) / self.spectrometer_mhz
             values["water_signal"], sd["water_signal_sd"] = wat, np.sqrt(var(lm.W))
             values["fat_signal"], sd["fat_signal_sd"] = fat, np.sqrt(var(lm.F))

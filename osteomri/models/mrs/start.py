@@ -21,8 +21,10 @@ SEARCH_TIME_S = 0.25
 DEFAULT_R2W, DEFAULT_R2F = 1000.0 / 30.0, 1000.0 / 60.0
 
 
-def starting_values(y: np.ndarray, design: Design, shift_range_hz: float, *, t2: bool = True) -> np.ndarray:
-    """Initial parameter rows (b, 9) for FIDs ``y`` (b, n_te, N)."""
+def starting_values(y: np.ndarray, design: Design, shift_range_hz: float, *, t2: bool = True,
+                    return_energy: bool = False):
+    """Initial parameter rows (b, 9) for FIDs ``y`` (b, n_te, N) (and, with ``return_energy``, the projected
+    energy of the chosen shift and width, (b,))."""
     b, n_te, n = y.shape
     dt = design.t_s[1] - design.t_s[0]
     # the matched filters of the trial widths make points beyond ~0.2 s irrelevant to the search
@@ -57,6 +59,8 @@ def starting_values(y: np.ndarray, design: Design, shift_range_hz: float, *, t2:
         e = energy[np.arange(b), j]
         better = e > best
         best[better], best_shift[better], best_width[better] = e[better], shifts[j[better]], width
+    if return_energy:
+        return best
     # per-echo complex amplitudes at the chosen shift and width
     t, pmat, y = design.t_s, design.peak_matrix, y
     env = np.exp((2j * np.pi * best_shift[:, None] - np.pi * best_width[:, None]) * t)
