@@ -96,8 +96,9 @@ def test_nifti_mrs_multi_te_with_coils_and_averages(tmp_path):
     base = np.stack([np.exp((-2j * np.pi * 434 - np.pi * 20) * t) * np.exp(-ti / 0.05) for ti in te], -1)
     shifts, phases = rng.uniform(-3, 3, 8), rng.uniform(-1, 1, 8)
     coil_gain = np.array([1.0, 0.5 * np.exp(1j)])
-    data = (base[:, None, None, :] * coil_gain[None, :, None, None]
-            * np.exp(2j * np.pi * shifts[None, None, :, None] * t[:, None, None, None] + 1j * phases[None, None, :, None]))
+    jitter = np.exp(2j * np.pi * shifts[None, None, :, None] * t[:, None, None, None]
+                    + 1j * phases[None, None, :, None])
+    data = base[:, None, None, :] * coil_gain[None, :, None, None] * jitter
     data = data.reshape(1, 1, 1, n, 2, 8, 2)
     img = gen_nifti_mrs(data.astype(np.complex64), dwell, 123.2, dim_tags=["DIM_COIL", "DIM_DYN", "DIM_INDIRECT_0"])
     img.set_dim_tag(6, "DIM_INDIRECT_0", header={"EchoTime": te})
