@@ -7,9 +7,9 @@ NIfTI-MRS in a temporary folder and read from there. Patient-identifying header 
 
 Conventions: FIDs as NIfTI-MRS stores them (see :mod:`osteomri.models.mrs.basis`: ``fftshift(fft(fid))``
 runs from low to high ppm, ``ppm = reference_ppm + f / MHz``), echo top at t = 0, receiver reference
-0 Hz = 4.70 ppm unless the header gives another (``reference_ppm``). Several files (or a folder) with one echo time each make one multi-TE
-series (:func:`load_series`). Coils are combined and averages frequency-and-phase aligned and averaged
-(:mod:`osteomri.io.spectrum_processing`).
+0 Hz = 4.70 ppm unless the header gives another (``reference_ppm``). Several files (or a folder) with one
+echo time each make one multi-TE series (:func:`load_series`). Coils are combined and averages frequency-
+and-phase aligned and averaged (:mod:`osteomri.io.spectrum_processing`).
 """
 
 from __future__ import annotations
