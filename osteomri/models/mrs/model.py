@@ -240,8 +240,12 @@ class MrsModel:
     @classmethod
     def from_spectrum(cls, spectrum, **options) -> MrsModel:
         """The model of an :class:`osteomri.io.spectrum.Spectrum`'s acquisition."""
-        return cls(spectrum.te_s, spectrum.spectrometer_mhz, spectrum.dwell_time_s, sequence=spectrum.sequence,
-                   mixing_time_s=spectrum.mixing_time_s, reference_ppm=spectrum.reference_ppm, **options)
+        try:
+            return cls(spectrum.te_s, spectrum.spectrometer_mhz, spectrum.dwell_time_s,
+                       sequence=spectrum.sequence, mixing_time_s=spectrum.mixing_time_s,
+                       reference_ppm=spectrum.reference_ppm, **options)
+        except InputError as exc:  # name the file(s) at fault
+            raise type(exc)(f"{', '.join(spectrum.sources)}: {exc}") from None
 
     def design(self, n_points: int) -> lm.Design:
         t = np.arange(n_points) * self.dwell_time_s
