@@ -41,6 +41,8 @@ def exam(
     preset: str = typer.Option("spineps", help="Label convention of --labels."),
     roi: str = typer.Option("paper", help="ROI strategy (paper, body, ...)."),
     clinical: list[str] = typer.Option([], help="Clinical column KEY=VALUE (repeatable)."),
+    mrs: list[str] = typer.Option([], "--mrs", help="Marrow spectrum file(s) or folder (one multi-TE series; "
+                                  "repeatable): fitted and shown beside the PDFF of its vertebra."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -51,9 +53,13 @@ def exam(
     for name, path in given.items():
         if path is not None and not Path(path).exists():
             raise InputError(f"--{name}: file not found: {path}")
-    if not any(given.values()):
-        raise InputError("give at least one input image (--megre, --pdff/--r2star, --t1w or --dwi)")
-    spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical))
+    for path in mrs:
+        if not Path(path).exists():
+            raise InputError(f"--mrs: file not found: {path}")
+    if not any(given.values()) and not mrs:
+        raise InputError("give at least one input (--megre, --pdff/--r2star, --t1w, --dwi or --mrs)")
+    spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical),
+                    options={"mrs": {"spectra": list(mrs)}} if mrs else {})
     n = sum(1 for s in STAGES if s.applies(spec))
     with stage_progress(n, exam_id) as cb:
         result = run_exam(spec, out_dir=out, progress=cb)

@@ -237,6 +237,7 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
 
 
 _MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim")
+from osteomri.pipeline import mrs_stage as _mrs  # noqa: E402  (the MRS stage lives in its own module)
 
 STAGES: tuple[Stage, ...] = (
     Stage("waterfat", lambda s: s.megre is not None, ("osteomri.waterfat",), run_waterfat),
@@ -251,4 +252,5 @@ STAGES: tuple[Stage, ...] = (
     Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
           ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening,
           needs=(("measure",), ("waterfat", "vendor_maps"))),
+    Stage("mrs", _mrs.mrs_applies, ("osteomri.models.mrs", "osteomri.io.spectrum"), _mrs.run_mrs),
 )

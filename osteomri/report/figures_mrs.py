@@ -21,7 +21,16 @@ PPM_RANGE = (0.0, 6.5)
 
 
 def mrs_fit_png(fit: MrsFit, fids: np.ndarray, index: tuple[int, ...] = (), title: str = "") -> bytes:
-    """PNG bytes of the fit of spectrum ``index`` of the grid (``()`` for a single voxel)."""
+    """PNG bytes of :func:`mrs_fit_figure`."""
+    fig = mrs_fit_figure(fit, fids, index, title)
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png")
+    plt.close(fig)
+    return buf.getvalue()
+
+
+def mrs_fit_figure(fit: MrsFit, fids: np.ndarray, index: tuple[int, ...] = (), title: str = "") -> plt.Figure:
+    """Figure of the fit of spectrum ``index`` of the grid (``()`` for a single voxel)."""
     model = fit.model
     y = np.asarray(fids)[index]                       # (n_te, N)
     pred = fit.predict()[index]
@@ -75,7 +84,4 @@ def mrs_fit_png(fit: MrsFit, fids: np.ndarray, index: tuple[int, ...] = (), titl
     a2.legend(loc="upper left", fontsize=7, ncol=2)
     fig.suptitle((title + "\n" if title else "") + text, fontsize=10)
     fig.tight_layout()
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png")
-    plt.close(fig)
-    return buf.getvalue()
+    return fig
