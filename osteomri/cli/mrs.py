@@ -29,6 +29,9 @@ def mrs(
     conjugate: str = typer.Option("auto", "--conjugate", help="auto | yes | no: data in the mirrored sign "
                                   "convention."),
     no_align: bool = typer.Option(False, "--no-align", help="Average without frequency/phase alignment."),
+    align_echoes: bool = typer.Option(True, "--align-echoes/--no-align-echoes", help="Register the echoes of a "
+                                      "series of separate files (separate scans) onto each other in frequency and "
+                                      "zero-order phase (drift between scans)."),
     prefix: str = typer.Option("", "--prefix", help="File name prefix (default: the first input's stem)."),
 ) -> None:
     """Fit the water + triglyceride model to every echo together; write <prefix>_mrs.tsv, _mrs.json, _mrs.png."""
@@ -46,14 +49,14 @@ def mrs(
     conj = {"auto": "auto", "yes": True, "no": False}.get(conjugate.lower())
     if conj is None:
         raise InputError(f"--conjugate takes auto, yes or no, got {conjugate!r}")
-    spec = load_series(list(spectra), align=not no_align)
+    spec = load_series(list(spectra), align=not no_align, align_echoes=align_echoes)
     model = MrsModel.from_spectrum(spec, t2_correction=not no_t2, fat_model=fat_model, conjugate=conj)
     fit = model.fit(spec.fids)
     rows = []
     for r in fit.table():
         for name in MAP_NAMES:
             ms = map_spec(name)
-            rows.append({"index": ",".join(str(i) for i in r["index"]), "parameter": name, "value": r[name],
+            rows.append({"index": ",".join(str(i) for i in r["index"]) or "0", "parameter": name, "value": r[name],
                          "sd": r[f"{name}_sd"], "units": ms.units, "description": ms.description})
     table = pd.DataFrame(rows)
     first = tuple(int(i) for i in np.argwhere(fit.mask)[0]) if fit.mask.ndim else ()
@@ -73,6 +76,9 @@ def mrs(
 
     with atomic_path(out / f"{stem}_mrs.png", suffix=".png") as tmp:
         tmp.write_bytes(png)
+    if fit.qc.get("n_at_bound"):
+        console.print(f"[yellow]warning:[/] {fit.qc['n_at_bound']} spectra have a T2 or linewidth at its bound "
+                      f"(poor fit: check the phase/frequency consistency of the echoes and the SNR)", highlight=False)
     ok = np.isfinite(fit.pdff_percent) & fit.mask
     if ok.sum() == 1:
         v = {k: float(np.asarray(fit.values[k])[first]) for k in ("mrs_pdff_percent", "water_t2_ms", "ndb")}

@@ -100,7 +100,7 @@ def load_spectrum(path: str | os.PathLike, *, align: bool = True) -> Spectrum:
     return _from_vendor(path, kind, align=align)
 
 
-def load_series(paths, *, align: bool = True) -> Spectrum:
+def load_series(paths, *, align: bool = True, align_echoes: bool = False) -> Spectrum:
     """One multi-TE series from several files (or a folder of them), sorted by echo time.
 
     All must share dwell time, frequency (within 1 ppm), number of points and grid; their echo times must
@@ -122,11 +122,16 @@ def load_series(paths, *, align: bool = True) -> Spectrum:
     spectra = [load_spectrum(f, align=align) for f in files]
     if len(spectra) == 1:
         return spectra[0]
-    return combine_echoes(spectra)
+    return combine_echoes(spectra, align_echoes=align_echoes)
 
 
-def combine_echoes(spectra: list[Spectrum]) -> Spectrum:
-    """Stack single- or multi-TE spectra of the same acquisition along the TE axis (sorted by TE)."""
+def combine_echoes(spectra: list[Spectrum], *, align_echoes: bool = False) -> Spectrum:
+    """Stack single- or multi-TE spectra of the same acquisition along the TE axis (sorted by TE).
+
+    ``align_echoes``: echoes acquired as separate scans may drift in frequency and zero-order phase; each is
+    then registered onto their mean like an average (:func:`~osteomri.io.spectrum_processing.align_averages`;
+    water and fat share an echo's phase, so the correlation phase is the echo's phase whatever its
+    water/fat ratio). Single-voxel series only."""
     first = spectra[0]
     for s in spectra[1:]:
         where = f"{', '.join(s.sources)} vs {', '.join(first.sources)}"
@@ -148,9 +153,18 @@ def combine_echoes(spectra: list[Spectrum]) -> Spectrum:
                          f"{', '.join(x for s in spectra for x in s.sources)}")
     fids = np.concatenate([s.fids for s in spectra], axis=-2)
     order = np.argsort(te)
-    return replace(first, fids=fids[..., order, :], te_s=te[order],
-                   sources=[x for s in spectra for x in s.sources],
-                   processing=sorted({p for s in spectra for p in s.processing}))
+    fids = fids[..., order, :]
+    processing = sorted({p for s in spectra for p in s.processing})
+    if align_echoes:
+        from osteomri.io.spectrum_processing import align_averages
+
+        if first.grid_shape:
+            raise InputError("echo alignment is for single-voxel series, not MRSI grids")
+        aligned, note = align_averages(fids.T.reshape(1, 1, 1, *fids.T.shape), first.dwell_time_s)
+        fids = aligned.reshape(fids.T.shape).T
+        processing.append(note.replace("averages", "echoes"))
+    return replace(first, fids=fids, te_s=te[order], sources=[x for s in spectra for x in s.sources],
+                   processing=processing)
 
 
 def _looks_like_spectrum(path: Path) -> bool:

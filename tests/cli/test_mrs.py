@@ -60,6 +60,24 @@ def test_multi_te_series_folder_and_files(tmp_path):
     assert t2.loc["mrs_pdff_percent", "value"] == pytest.approx(row.loc["mrs_pdff_percent", "value"], abs=1e-6)
 
 
+def test_separate_scans_with_drift_are_registered(tmp_path):
+    """Echoes acquired as separate scans, each with its own phase and a few Hz of drift: --align-echoes."""
+    fids = _fids(pdff=40.0, snr=200.0)
+    t = np.arange(fids.shape[-1]) * 5e-4
+    rng = np.random.default_rng(5)
+    drift = np.exp(2j * np.pi * rng.uniform(-3, 3, 5)[:, None] * t + 1j * rng.uniform(-np.pi, np.pi, 5)[:, None])
+    _write_series(tmp_path / "series", fids * drift, TE)
+    out = tmp_path / "out"
+    assert main(["mrs", str(tmp_path / "series"), "--out", str(out)]) == 0  # echoes aligned by default
+    row = pd.read_csv(out / "series_mrs.tsv", sep="\t").set_index("parameter")
+    assert row.loc["mrs_pdff_percent", "value"] == pytest.approx(40, abs=1.0)
+    assert row.loc["water_t2_ms", "value"] == pytest.approx(22, rel=0.05)
+    out2 = tmp_path / "out2"
+    assert main(["mrs", str(tmp_path / "series"), "--out", str(out2), "--no-align-echoes"]) == 0
+    meta = json.loads((out2 / "series_mrs.json").read_text())
+    assert meta["qc"]["n_at_bound"] == 1  # the common-phase model cannot fit drifting echoes: flagged
+
+
 @pytest.mark.shared_data
 def test_real_single_te_file_needs_no_t2(shared_data, tmp_path, capsys):
     pytest.importorskip("spec2nii")

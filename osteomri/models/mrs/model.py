@@ -345,11 +345,23 @@ class MrsModel:
               "n_nonfinite": int((~finite).sum()), "t2_corrected": self.t2_correction,
               "conjugated": bool(conjugated),
               "n_ndb_not_determined": int(values.pop("_ndb_at_bound")[sel].sum()),
-              "n_ndb_fixed": int(ndb_fixed[sel].sum())}
+              "n_ndb_fixed": int(ndb_fixed[sel].sum()),
+              "n_at_bound": int(self._at_bound(theta, free)[sel].sum())}
         return MrsFit({k: v.reshape(grid) for k, v in values.items()},
                       {k: v.reshape(grid) for k, v in sd.items()}, mask_out, qc,
                       theta.reshape(grid + (lm.N_PARAMS,)), cov.reshape(grid + cov.shape[1:]),
                       conv.reshape(grid), self, n, design)
+
+    @staticmethod
+    def _at_bound(theta: np.ndarray, free: np.ndarray) -> np.ndarray:
+        """Spectra with a free T2 or linewidth on its bound (a poor fit, whatever its SD says)."""
+        hit = np.zeros(theta.shape[0], bool)
+        for i, (lo, hi) in ((lm.R2W, lm.R2_BOUNDS_HZ), (lm.R2F, lm.R2_BOUNDS_HZ), (lm.LWW, lm.LW_BOUNDS_HZ),
+                            (lm.LWF, lm.LW_BOUNDS_HZ)):
+            if free[i]:
+                with np.errstate(invalid="ignore"):
+                    hit |= (theta[:, i] <= lo * (1 + 1e-6)) | (theta[:, i] >= hi * (1 - 1e-6))
+        return hit
 
     def _mirrored(self, y: np.ndarray, design: lm.Design, shift_hz: float) -> bool:
         """Whether the data are stored in the mirrored (complex-conjugate) convention: the water + fat pattern
