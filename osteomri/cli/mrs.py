@@ -32,6 +32,8 @@ def mrs(
     align_echoes: bool = typer.Option(True, "--align-echoes/--no-align-echoes", help="Register the echoes of a "
                                       "series of separate files (separate scans) onto each other in frequency and "
                                       "zero-order phase (drift between scans)."),
+    water_ref: Path = typer.Option(None, "--water-ref", help="Water reference of the same voxel (water "
+                                   "must dominate it): eddy-current correction (Klose 1990)."),
     prefix: str = typer.Option("", "--prefix", help="File name prefix (default: the first input's stem)."),
 ) -> None:
     """Fit the water + triglyceride model to every echo together; write <prefix>_mrs.tsv, _mrs.json, _mrs.png."""
@@ -50,6 +52,22 @@ def mrs(
     if conj is None:
         raise InputError(f"--conjugate takes auto, yes or no, got {conjugate!r}")
     spec = load_series(list(spectra), align=not no_align, align_echoes=align_echoes)
+    if water_ref is not None:
+        from dataclasses import replace
+
+        from osteomri.io.spectrum import load_spectrum
+        from osteomri.io.spectrum_processing import eddy_current_correct
+
+        ref = load_spectrum(water_ref, align=not no_align)
+        ref_fid = ref.fids[..., 0, :] if ref.fids.shape[:-2] == spec.fids.shape[:-2] else None
+        if (ref_fid is None or ref.n_points != spec.n_points
+                or not np.isclose(ref.dwell_time_s, spec.dwell_time_s, rtol=1e-4)
+                or abs(ref.spectrometer_mhz - spec.spectrometer_mhz) > 1e-5 * spec.spectrometer_mhz):
+            raise InputError(f"{water_ref.name}: water reference ({ref.fids.shape}, dwell {ref.dwell_time_s} s, "
+                             f"{ref.spectrometer_mhz} MHz) does not match the spectra ({spec.fids.shape}, dwell "
+                             f"{spec.dwell_time_s} s, {spec.spectrometer_mhz} MHz)")
+        fids, note = eddy_current_correct(spec.fids, ref_fid)
+        spec = replace(spec, fids=fids, processing=[*spec.processing, note])
     model = MrsModel.from_spectrum(spec, t2_correction=not no_t2, fat_model=fat_model, conjugate=conj)
     fit = model.fit(spec.fids)
     rows = []
@@ -63,7 +81,7 @@ def mrs(
     stem = prefix or _stem(spectra[0])
     png = mrs_fit_png(fit, spec.fids, first, title=f"{stem}: {', '.join(spec.sources)}")
     inputs = [p for p in spectra if p.is_file()] + [f for p in spectra if p.is_dir() for f in sorted(p.iterdir())
-                                                    if f.is_file()]
+                                                    if f.is_file()] + ([water_ref] if water_ref else [])
     prov = provenance("osteomri mrs", parameters=model.parameters(), inputs=inputs)
     summary = {"acquisition": spec.summary(), "qc": fit.qc, "results": fit.table(),
                "units": {k: map_spec(k).units for k in MAP_NAMES}, "provenance": prov,

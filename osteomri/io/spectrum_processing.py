@@ -52,3 +52,21 @@ def align_averages(data: np.ndarray, dwell_time_s: float, max_shift_hz: float = 
     aligned = np.moveaxis(moved * fix, -2, 3)
     return aligned, (f"{data.shape[-1]} averages frequency-and-phase aligned (spectral registration; "
                      f"max |shift| {np.abs(shift).max():.2f} Hz)")
+
+
+def eddy_current_correct(fids: np.ndarray, water_reference: np.ndarray) -> tuple[np.ndarray, str]:
+    """Remove the time-dependent phase that eddy currents impose, as measured on an unsuppressed water
+    reference of the same voxel (Klose, MRM 1990;14:26): ``fid * exp(-i (phase_ref(t) - phase_ref(0)))``.
+
+    ``fids`` [..., n_te, n_points]; ``water_reference`` [..., n_points] or the same shape as ``fids`` (one
+    reference per echo). The reference's zero-order phase is kept out of the correction (the fit has its own)."""
+    ref = np.asarray(water_reference)
+    if ref.shape != fids.shape:
+        ref = ref[..., None, :] if ref.shape == fids.shape[:-2] + fids.shape[-1:] else None
+    if ref is None or ref.shape[-1] != fids.shape[-1]:
+        from osteomri.errors import InputError
+
+        raise InputError(f"water reference of shape {np.shape(water_reference)} does not match the FIDs "
+                         f"{fids.shape}")
+    phase = np.unwrap(np.angle(ref), axis=-1)
+    return fids * np.exp(-1j * (phase - phase[..., :1])), "eddy-current corrected (Klose 1990) from a water reference"

@@ -110,6 +110,9 @@ def test_bad_input_one_line_nothing_written(tmp_path, capsys):
     b = _write_series(tmp_path / "b", _fids()[1:2], TE[1:2], dwell=4e-4)
     _fids_args = [str(a[0]), str(b[0])]
     _fails(["mrs", *_fids_args], out, capsys, "mismatched echo series")
+    # a water reference of another acquisition
+    _write_series(tmp_path / "ok", _fids(), TE)
+    _fails(["mrs", str(tmp_path / "ok"), "--water-ref", str(b[0])], out, capsys, "does not match")
     # NaN in the FIDs
     bad = _fids()
     bad[2, 10] = np.nan

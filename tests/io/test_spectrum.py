@@ -7,7 +7,7 @@ import pytest
 
 from osteomri.errors import InputError
 from osteomri.io.spectrum import Spectrum, combine_echoes, load_series, load_spectrum
-from osteomri.io.spectrum_processing import align_averages, combine_coils
+from osteomri.io.spectrum_processing import align_averages, combine_coils, eddy_current_correct
 from osteomri.models.mrs.basis import ppm_axis, spectrum
 
 pytest.importorskip("nifti_mrs")
@@ -137,3 +137,17 @@ def test_align_and_combine_recover_a_known_signal():
     coils = fid[:, None] * np.array([1.0, 0.3j])[None, :]
     comb, _ = combine_coils((coils + 0.001 * (np.random.default_rng(1).standard_normal((n, 2)))).reshape(1, 1, 1, n, 2))
     assert np.abs(np.vdot(comb[0, 0, 0], fid)) / (np.linalg.norm(comb) * np.linalg.norm(fid)) > 0.999
+
+
+def test_eddy_current_phase_removed_by_water_reference():
+    n, dwell = 1024, 5e-4
+    t = np.arange(n) * dwell
+    ecc = 3.0 * np.exp(-t / 0.02)                       # eddy-current phase (rad), decaying
+    clean = np.exp(-np.pi * 10 * t + 0.4j) + 0.5 * np.exp((-2j * np.pi * 434 - np.pi * 15) * t)
+    fids = np.stack([clean * np.exp(1j * ecc)] * 2)     # two echoes, same distortion
+    water = np.exp(-np.pi * 12 * t + 1j * (0.2 + ecc))  # the reference: same distortion, own phase and width
+    corrected, note = eddy_current_correct(fids, water)
+    np.testing.assert_allclose(corrected[1], clean * np.exp(1j * ecc[0]), atol=1e-9)
+    assert "Klose" in note
+    with pytest.raises(InputError):
+        eddy_current_correct(fids, water[:100])
