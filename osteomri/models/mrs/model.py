@@ -67,6 +67,7 @@ MAP_SPECS = register_maps(
             "spectrum", "mrssnr", "mrs", (0.0, math.inf)),
 )
 MAP_NAMES = tuple(s.name for s in MAP_SPECS)
+MIRROR_MARGIN = 10.0  # noise energies by which the mirrored pattern must fit better to be chosen
 NDB_SD_REFIT = 1.0  # an ndb less certain than this is not reported; the fit is repeated with ndb fixed at 3
 TRUNCATION_DECAY = np.log(1e4)  # FID truncated where exp(-2 pi lw t) of the narrowest line reaches 1e-4
 _COMPOSITION = ("ndb", "nmidb", "cl", "unsaturation_index", "fpufa", "fmufa", "fsfa")
@@ -365,8 +366,8 @@ class MrsModel:
 
     def _mirrored(self, y: np.ndarray, design: lm.Design, shift_hz: float) -> bool:
         """Whether the data are stored in the mirrored (complex-conjugate) convention: the water + fat pattern
-        explains more of the conjugated FIDs (summed over up to 64 spectra). Without fat both fit equally
-        and the data are taken as they are."""
+        explains clearly more of the conjugated FIDs (summed over up to 64 spectra). Without fat (or with fat
+        lost in the noise) both fit alike and the data are taken as they are (the NIfTI-MRS convention)."""
         if self._fixed is None and design.f_fat_hz.size == 0:  # pragma: no cover
             return False
         sub = y[:: max(1, y.shape[0] // 64)][:64]
@@ -374,7 +375,11 @@ class MrsModel:
         sub = sub / np.where(norm > 0, norm, 1.0)[:, None, None]
         e_as_is = starting_values(sub, design, shift_hz, return_energy=True).sum()
         e_conj = starting_values(sub.conj(), design, shift_hz, return_energy=True).sum()
-        return bool(e_conj > e_as_is * (1 + 1e-6))
+        # conjugate only when clearly better: by more than 10 x the noise energy of the echo-summed FID per
+        # spectrum (noise from its last quarter; a tail with signal left only raises the bar)
+        tail = sub.sum(1)[:, -max(sub.shape[-1] // 4, 8):]
+        margin = MIRROR_MARGIN * float(np.mean(np.abs(tail) ** 2, axis=1).sum())
+        return bool(e_conj > e_as_is + margin)
 
     def _fit_truncated(self, y, theta0, free, bounds):
         """LM fit on the FID truncated where the narrowest plausible line has decayed (energy beyond
