@@ -30,7 +30,7 @@ def starting_values(y: np.ndarray, design: Design, shift_range_hz: float, *, t2:
     # the matched filters of the trial widths make points beyond ~0.2 s irrelevant to the search
     n_search = int(min(n, max(64, np.ceil(SEARCH_TIME_S / dt))))
     t = design.t_s[:n_search]
-    m = int(2 ** np.ceil(np.log2(4 * n_search)))
+    m = int(2 ** np.ceil(np.log2(2 * n_search)))
     ysum = y[..., :n_search].sum(1)
     a, _ = design.amplitudes(np.array([START_NDB]))
     a = a[0]
