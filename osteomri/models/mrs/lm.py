@@ -32,6 +32,13 @@ PARAMS = ("water", "fat", "r2_water_hz", "r2_fat_hz", "phase_rad", "shift_hz", "
 W, F, R2W, R2F, PHI, DEL, LWW, LWF, NDB = range(9)
 N_PARAMS = len(PARAMS)
 R2_BOUNDS_HZ = (1.0, 250.0)
+# pseudo-columns of the Jacobian: time function, complex factor, and the parameter each adds to
+_PSEUDO_F = np.array([0, 2, 0, 2, 0, 2, 1, 3, 1, 3, 4])
+_PSEUDO_KAPPA = np.array([1, 1, 1, 1, 1j, 1j, 2j * np.pi, 2j * np.pi, -np.pi, -np.pi, 1], complex)
+_PSEUDO_K = np.conj(_PSEUDO_KAPPA)[:, None] * _PSEUDO_KAPPA[None, :]
+_SUM = np.zeros((9, 11))
+for _p, _j in enumerate((0, 1, 2, 3, 4, 4, 5, 5, 6, 7, 8)):
+    _SUM[_j, _p] = 1.0
 LW_BOUNDS_HZ = (0.5, 150.0)
 
 
@@ -142,22 +149,16 @@ def normal_equations(theta: np.ndarray, y_t: np.ndarray, y_energy: np.ndarray, d
     cost = (y_energy - 2 * np.real(derot[:, 0, 0, None] * (a * proj[:, 0] + bf * proj[:, 2])).sum(-1)
             + (a**2 * gram[:, 0, 0, None].real + bf**2 * gram[:, 2, 2, None].real
                + 2 * a * bf * gram[:, 0, 2, None].real).sum(-1))
-    b, n_te = a.shape
-    c = np.zeros((b, n_te, N_PARAMS, 5), complex)
-    c[:, :, W, 0] = ew
-    c[:, :, F, 2] = ef
-    c[:, :, R2W, 0] = -te * a
-    c[:, :, R2F, 2] = -te * bf
-    c[:, :, PHI, 0] = 1j * a
-    c[:, :, PHI, 2] = 1j * bf
-    c[:, :, DEL, 1] = 2j * np.pi * a
-    c[:, :, DEL, 3] = 2j * np.pi * bf
-    c[:, :, LWW, 1] = -np.pi * a
-    c[:, :, LWF, 3] = -np.pi * bf
-    c[:, :, NDB, 4] = bf
-    cg = c.conj() @ gram[:, None]                        # (b, n_te, 9, 5)
-    hess = np.real(cg @ c.transpose(0, 1, 3, 2)).sum(1)  # (b, 9, 9)
-    grad = np.real(np.einsum("bejf,bfe->bj", c.conj(), ur))
+    # Each Jacobian column is (constant complex factor) x (real per-echo vector) x (one time function), or a
+    # sum of two such "pseudo-columns" (phase, shift): Re(J^H J) needs only the Gram matrix, the constants
+    # and the real echo sums r_p . r_q.
+    r = np.stack([ew, ef, -te * a, -te * bf, a, bf, a, bf, a, bf, bf], axis=1)     # (b, 11, n_te)
+    rr = r @ r.transpose(0, 2, 1)                                                   # (b, 11, 11)
+    gp = gram[:, _PSEUDO_F[:, None], _PSEUDO_F[None, :]]                            # (b, 11, 11)
+    h11 = np.real(gp * _PSEUDO_K) * rr
+    hess = _SUM @ h11 @ _SUM.T                                                      # (b, 9, 9)
+    g11 = np.real(np.conj(_PSEUDO_KAPPA) * np.einsum("bpe,bpe->bp", r, ur[:, _PSEUDO_F, :]))
+    grad = g11 @ _SUM.T
     fixed = ~free
     if fixed.any():
         hess[:, fixed, :] = 0.0
