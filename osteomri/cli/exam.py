@@ -50,6 +50,8 @@ def exam(
     anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results (PS3.15 basic "
                                    "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
     anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
+    mrs: list[str] = typer.Option([], "--mrs", help="Marrow spectrum file(s) or folder (one multi-TE series; "
+                                  "repeatable): fitted and shown beside the PDFF of its vertebra."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -60,11 +62,16 @@ def exam(
     for name, path in given.items():
         if path is not None and not Path(path).exists():
             raise InputError(f"--{name}: file not found: {path}")
-    if not any(given.values()):
-        raise InputError("give at least one input image (--megre, --pdff/--r2star, --t1w or --dwi)")
+    for path in mrs:
+        if not Path(path).exists():
+            raise InputError(f"--mrs: file not found: {path}")
+    if not any(given.values()) and not mrs:
+        raise InputError("give at least one input (--megre, --pdff/--r2star, --t1w, --dwi or --mrs)")
+    options: dict = {"labels": {"resample": True}} if resample_labels else {}
+    if mrs:
+        options["mrs"] = {"spectra": list(mrs)}
     spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical),
-                    series=assign_series(given, series),
-                    options={"labels": {"resample": True}} if resample_labels else {})
+                    series=assign_series(given, series), options=options)
     n = sum(1 for s in STAGES if s.applies(spec)) + (dicom_out is not None)
     from osteomri.pipeline.dicom_export import cli_anonymize_key
 

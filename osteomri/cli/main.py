@@ -19,7 +19,7 @@ from rich.console import Console
 from osteomri._version import __version__
 from osteomri.errors import InputWarning, OsteoMRIError
 
-COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort", "ute")
+COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort", "ute", "mrs")
 
 app = typer.Typer(
     name="osteomri",

@@ -21,6 +21,7 @@ from osteomri.models import ivim as _ivim  # noqa: F401 - each model module regi
 from osteomri.models import t1w as _t1w  # noqa: F401
 from osteomri.models import waterfat as _waterfat  # noqa: F401
 from osteomri.models.registry import map_spec
+from osteomri.pipeline import mrs_stage as _mrs  # the MRS stage lives in its own module
 from osteomri.pipeline.guards import check_screenable, labelled_options
 from osteomri.pipeline.measure_stage import run_given_maps, run_measure
 from osteomri.pipeline.model_stages import check_finite, run_ivim, run_waterfat
@@ -147,4 +148,5 @@ STAGES: tuple[Stage, ...] = (
     Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
           ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening,
           needs=(("measure",), ("waterfat", "vendor_maps"))),
+    Stage("mrs", _mrs.mrs_applies, ("osteomri.models.mrs", "osteomri.io.spectrum"), _mrs.run_mrs),
 )

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import pandas as pd
 
 from osteomri.report.figures import maps_figure
@@ -135,10 +136,15 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
         rep.heading("Parametric maps (mid-sagittal)")
         shown = {k: v for k, v in result.maps.items() if not k.endswith("residual") and k not in ("water", "fat")}
         rep.figure(maps_figure(shown), caption="Mid-sagittal slice of each map (anterior left, superior up)")
-    if result.figures:
+    roi_figures = {k: v for k, v in result.figures.items() if k == "qc" or k.endswith("_qc")}
+    if roi_figures:
         rep.heading("Regions of interest (mid-sagittal)")
-        for fig in result.figures.values():
+        for fig in roi_figures.values():
             rep.figure(fig, caption="Each level's ROI outlined on the mid-sagittal slice, labelled beside it")
+    if "mrs" in result.figures:
+        rep.heading("MR spectroscopy")
+        rep.figure(result.figures["mrs"], caption="Each echo's spectrum with the fit; the first echo's water and fat "
+                   "components and residual. Values with their Cramér–Rao SDs are under Scores (mrs_*).")
     if result.vertebrae is not None and len(result.vertebrae):
         rep.heading("Per-vertebra measurements")
         rep.table(level_table(result.vertebrae), caption="Mean ± SD in each level's ROI")
@@ -150,7 +156,12 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
     scores = {k: v for k, v in (result.scores or {}).items() if k != "osteoporosis_screen"}
     if scores:
         rep.heading("Scores")
+        scalars = _scalar_scores(scores)
+        if len(scalars):
+            rep.table(scalars, caption="Scalar results (value ± SD where one is known; 3 significant figures)")
         for name, score in scores.items():
+            if name in set(scalars["quantity"]) or name.removesuffix("_sd") in set(scalars["quantity"]):
+                continue
             if isinstance(score, pd.DataFrame):
                 rep.table(humanise(score), caption=name.replace("_", " "))
                 continue
@@ -162,3 +173,29 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
                                           for v in result.clinical.values()]}))
     rep.provenance(result.provenance)
     return rep
+
+
+def _scalar_scores(scores: dict) -> pd.DataFrame:
+    """Plain-number scores in one table: ``X`` with ``X_sd`` as 'value ± SD', units from the map registry."""
+    from osteomri.models.registry import map_spec
+
+    rows = []
+    for name, value in scores.items():
+        if name.endswith("_sd") and name[:-3] in scores:
+            continue
+        if not isinstance(value, (bool, int, float, str)):
+            continue
+        sd = scores.get(f"{name}_sd")
+        try:
+            units = map_spec(name).units
+        except KeyError:
+            units = ""
+        if isinstance(value, (str, bool)):
+            text = str(value)
+        elif isinstance(sd, (int, float)) and not isinstance(sd, bool) and np.isfinite(sd):
+            text = f"{value:.3g} ± {sd:.2g}"
+        else:
+            text = f"{value:.3g}"
+        rows.append({"quantity": name, "value": text, "units": units})
+    return pd.DataFrame(rows, columns=["quantity", "value", "units"])
+

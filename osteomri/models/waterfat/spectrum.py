@@ -91,11 +91,22 @@ def triglyceride_spectrum(ndb: float, nmidb: float, chain_length: float = 17.5,
     values = np.array([ndb, nmidb, chain_length], float)
     if not np.all(np.isfinite(values)) or ndb < 0 or nmidb < 0 or nmidb > ndb:
         raise InputError(f"triglyceride needs 0 <= nmidb <= ndb (finite), got ndb={ndb}, nmidb={nmidb}")
-    protons = (9, 6 * (chain_length - 4) - 8 * ndb + 2 * nmidb, 6, 4 * (ndb - nmidb), 6, 2 * nmidb, 4, 1, 2 * ndb)
+    protons = triglyceride_protons(ndb, nmidb, chain_length)
     if protons[1] < 0:
         raise InputError(f"chain length {chain_length} is too short for {ndb} double bonds (negative CH2 count)")
     return FatSpectrum(name or f"triglyceride_ndb{ndb:g}_nmidb{nmidb:g}_cl{chain_length:g}", _REN_PPM,
                        tuple(float(v) for v in protons))
+
+
+TRIGLYCERIDE_PPM = _REN_PPM
+
+
+def triglyceride_protons(ndb, nmidb, chain_length=17.5) -> tuple:
+    """Protons per triglyceride at the 9 :data:`TRIGLYCERIDE_PPM` positions (Hamilton et al. 2011; see
+    :func:`triglyceride_spectrum`). Linear in ``ndb``, ``nmidb`` and ``chain_length``; these may be numpy
+    arrays (each entry then broadcasts). The one home of the triglyceride peak table."""
+    return (9 + 0 * ndb, 6 * (chain_length - 4) - 8 * ndb + 2 * nmidb, 6 + 0 * ndb, 4 * (ndb - nmidb),
+            6 + 0 * ndb, 2 * nmidb, 4 + 0 * ndb, 1 + 0 * ndb, 2 * ndb)
 
 
 def get_fat_spectrum(spec: str | FatSpectrum | dict) -> FatSpectrum:
