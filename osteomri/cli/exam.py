@@ -37,6 +37,9 @@ def exam(
     t1w: str = typer.Option(None, help="T1-weighted image (VBQ)."),
     dwi: str = typer.Option(None, help="Multi-b DWI (IVIM)."),
     bvals: str = typer.Option(None, help="b-values: FSL .bval file (else the DWI sidecar's 'bvalues')."),
+    ute: str = typer.Option(None, help="UTE series (measurements on the last axis): bone water maps."),
+    ute_protocol: str = typer.Option(None, "--ute-protocol", help="UTE protocol JSON (kind t2star, mt, vfa, ...; "
+                                     "default: bi-component T2* from the sidecar's echo times)."),
     labels: str = typer.Option(None, help="Vertebra label map."),
     preset: str = typer.Option("spineps", help="Label convention of --labels."),
     roi: str = typer.Option("paper", help="ROI strategy (paper, body, ...)."),
@@ -58,7 +61,7 @@ def exam(
     from osteomri.pipeline.spec import ExamSpec
     from osteomri.pipeline.stages import STAGES
 
-    given = {"megre": megre, "pdff": pdff, "r2star": r2star, "t1w": t1w, "dwi": dwi, "labels": labels}
+    given = {"megre": megre, "pdff": pdff, "r2star": r2star, "t1w": t1w, "dwi": dwi, "ute": ute, "labels": labels}
     for name, path in given.items():
         if path is not None and not Path(path).exists():
             raise InputError(f"--{name}: file not found: {path}")
@@ -66,8 +69,14 @@ def exam(
         if not Path(path).exists():
             raise InputError(f"--mrs: file not found: {path}")
     if not any(given.values()) and not mrs:
-        raise InputError("give at least one input (--megre, --pdff/--r2star, --t1w, --dwi or --mrs)")
+        raise InputError("give at least one input (--megre, --pdff/--r2star, --t1w, --dwi, --ute or --mrs)")
     options: dict = {"labels": {"resample": True}} if resample_labels else {}
+    if ute_protocol is not None:
+        if ute is None:
+            raise InputError("--ute-protocol is used with --ute")
+        from osteomri.models.ute import load_protocol
+
+        options["ute"] = {"protocol": load_protocol(Path(ute_protocol))}
     if mrs:
         options["mrs"] = {"spectra": list(mrs)}
     spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical),

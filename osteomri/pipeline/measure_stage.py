@@ -21,6 +21,7 @@ from osteomri.io.loader import load_image
 from osteomri.models.registry import registered_maps
 from osteomri.pipeline.guards import labelled_options, with_notes
 from osteomri.pipeline.model_stages import check_finite
+from osteomri.pipeline.ute import UTE_MEASURED_MAPS
 
 if TYPE_CHECKING:
     from osteomri.pipeline.spec import ExamSpec
@@ -30,7 +31,7 @@ if TYPE_CHECKING:
 MAP_ALIASES = {"pdff": "pdff_percent", "ff": "pdff_percent", "r2star": "r2star_hz", "r2s": "r2star_hz",
                "t1w": "t1w_signal", "d": "d_mm2_s", "dstar": "dstar_mm2_s"}
 #: Maps that the exam pipeline measures per vertebra when it made them, and those shown with their ROIs.
-MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s")
+MEASURED_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f", "d_mm2_s", "dstar_mm2_s", *UTE_MEASURED_MAPS)
 QC_FIGURE_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f")
 
 

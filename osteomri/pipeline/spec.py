@@ -16,7 +16,7 @@ from osteomri.io.loader import PathOrImage
 _EXAM_ID = re.compile(r"^sub-[A-Za-z0-9]+(_ses-[A-Za-z0-9]+)?$")
 
 STAGE_STATUSES = ("done", "skipped", "failed")
-_INPUTS = ("megre", "pdff", "r2star", "t1w", "dwi", "labels", "bvals")
+_INPUTS = ("megre", "pdff", "r2star", "t1w", "dwi", "ute", "labels", "bvals")
 
 
 @dataclass
@@ -37,6 +37,10 @@ class ExamSpec:
         Conventional T1-weighted image (VBQ score).
     dwi, bvals:
         Multi-b diffusion and its b-values (s/mm^2; a list, an FSL ``.bval`` file, or in the sidecar).
+    ute:
+        UTE series (measurements on the last axis); its protocol is ``options["ute"]["protocol"]`` (a JSON
+        path or dict, :mod:`osteomri.models.ute.protocol`), else a bi-component T2* fit of the sidecar's echo
+        times.
     labels, label_preset:
         Vertebra label map and the preset naming its convention (``spineps``, ``totalsegmentator``, ...).
     roi:
@@ -65,6 +69,7 @@ class ExamSpec:
     r2star: PathOrImage | None = None
     t1w: PathOrImage | None = None
     dwi: PathOrImage | None = None
+    ute: PathOrImage | None = None
     bvals: Any = None
     labels: PathOrImage | None = None
     label_preset: str = "spineps"

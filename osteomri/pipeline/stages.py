@@ -26,6 +26,7 @@ from osteomri.pipeline.guards import check_screenable, labelled_options
 from osteomri.pipeline.measure_stage import run_given_maps, run_measure
 from osteomri.pipeline.model_stages import check_finite, run_ivim, run_waterfat
 from osteomri.pipeline.spec import ExamResult, ExamSpec
+from osteomri.pipeline.ute import run_ute_stage
 
 
 @dataclass
@@ -132,7 +133,7 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
     return "; ".join(flags)
 
 
-_MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim", "maps")
+_MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim", "ute", "maps")
 
 STAGES: tuple[Stage, ...] = (
     Stage("waterfat", lambda s: s.megre is not None, ("osteomri.models.waterfat",), run_waterfat),
@@ -140,6 +141,7 @@ STAGES: tuple[Stage, ...] = (
           ("osteomri.io.nifti",), run_vendor_maps),
     Stage("t1w", lambda s: s.t1w is not None, ("osteomri.io.nifti",), run_t1w),
     Stage("ivim", lambda s: s.dwi is not None, ("osteomri.models.ivim",), run_ivim),
+    Stage("ute", lambda s: s.ute is not None, ("osteomri.models.ute",), run_ute_stage),
     Stage("maps", lambda s: bool(s.maps), ("osteomri.io.loader",), run_given_maps),
     Stage("measure", lambda s: s.labels is not None or (bool(s.maps) and s.roi == "seed"),
           ("osteomri.vertebrae.measure",), run_measure, needs=(_MAP_STAGES,)),

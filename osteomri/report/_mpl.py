@@ -16,10 +16,14 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 
+_FIGURE_KWARGS = ("dpi", "layout", "constrained_layout", "tight_layout", "facecolor")
+
+
 def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | None = None,
              **kwargs: Any) -> tuple[Figure, Any]:
-    """``pyplot.subplots`` without pyplot: a new :class:`Figure` and its axes."""
-    fig = Figure(figsize=figsize)
+    """``pyplot.subplots`` without pyplot: a new :class:`Figure` (figure keywords such as ``layout``, ``dpi``)
+    and its axes (the other keywords)."""
+    fig = Figure(figsize=figsize, **{k: kwargs.pop(k) for k in _FIGURE_KWARGS if k in kwargs})
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 

@@ -141,6 +141,10 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
         rep.heading("Regions of interest (mid-sagittal)")
         for fig in roi_figures.values():
             rep.figure(fig, caption="Each level's ROI outlined on the mid-sagittal slice, labelled beside it")
+    if "ute_fit" in result.figures:
+        rep.heading("UTE bone water")
+        rep.figure(result.figures["ute_fit"], caption="For each level, the voxel of the body ROI at the median of "
+                   "the main UTE map: measured signal (points), model fit (line) and residual")
     if "mrs" in result.figures:
         rep.heading("MR spectroscopy")
         rep.figure(result.figures["mrs"], caption="Each echo's spectrum with the fit; the first echo's water and fat "

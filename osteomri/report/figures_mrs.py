@@ -6,13 +6,11 @@ from __future__ import annotations
 import io
 from typing import TYPE_CHECKING
 
-import matplotlib
+import numpy as np
+from matplotlib import colormaps
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-
-from osteomri.models.mrs.basis import FAT_PEAK_NAMES, ppm_axis, spectrum  # noqa: E402
+from osteomri.models.mrs.basis import FAT_PEAK_NAMES, ppm_axis, spectrum
+from osteomri.report._mpl import plt
 
 if TYPE_CHECKING:
     from osteomri.models.mrs.model import MrsFit
@@ -48,7 +46,8 @@ def mrs_fit_figure(fit: MrsFit, fids: np.ndarray, index: tuple[int, ...] = (), t
     def real_spec(x):
         return np.real(spectrum(x * derot))[..., sel]
 
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.8, 5.6), dpi=100)
+    fig, (a1, a2) = plt.subplots(1, 2, figsize=(12.8, 5.6))
+    fig.set_dpi(100)
     data_s, fit_s = real_spec(y), real_spec(pred)
     scale = np.nanmax(np.abs(data_s[0])) or 1.0
     step = 0.6
@@ -61,7 +60,7 @@ def mrs_fit_figure(fit: MrsFit, fids: np.ndarray, index: tuple[int, ...] = (), t
     a2.plot(ax_ppm[sel], data_s[0] / scale, color="0.35", lw=0.8, label="data")
     a2.plot(ax_ppm[sel], fit_s[0] / scale, color="crimson", lw=1.0, label="fit")
     a2.plot(ax_ppm[sel], real_spec(comps["water"][0]) / scale, color="tab:blue", lw=0.9, label="water")
-    cmap = plt.get_cmap("tab10")
+    cmap = colormaps["tab10"]
     for k, name in enumerate(FAT_PEAK_NAMES):
         key = f"fat_{k}"
         if key in comps:
