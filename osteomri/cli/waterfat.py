@@ -66,7 +66,10 @@ def waterfat(
     if precession != "meta":
         opts["precession_clockwise"] = PRECESSION[precession]
     if echo_times_ms:
-        opts["echo_times_s"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
+        try:
+            opts["echo_times_s"] = [float(v) / 1000.0 for v in echo_times_ms.split(",")]
+        except ValueError:
+            raise InputError(f"--echo-times-ms takes comma-separated numbers, got {echo_times_ms!r}") from None
     if field_strength > 0:
         opts["field_strength_t"] = field_strength
     if t1_correction:
