@@ -15,7 +15,6 @@ from matplotlib import cm
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-
 _FIGURE_KWARGS = ("dpi", "layout", "constrained_layout", "tight_layout", "facecolor")
 
 

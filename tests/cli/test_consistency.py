@@ -25,17 +25,13 @@ def _commands() -> dict[str, click.Command]:
 
 
 COMMANDS = _commands()
-# `exam --help` and `cohort run --help` crash on rich markup in their text until issue 13 item 1 lands (cli13)
-MARKUP_FIX_PENDING = {"exam", "cohort run"}
 
 
 def test_every_command_is_found():
     assert {"demo", "exam", "waterfat", "ivim", "measure", "study", "cohort run", "cohort synth"} <= set(COMMANDS)
 
 
-@pytest.mark.parametrize("name", [
-    pytest.param(n, marks=pytest.mark.xfail(reason="help markup: issue 13 item 1", strict=False))
-    if n in MARKUP_FIX_PENDING else n for n in sorted(COMMANDS)])
+@pytest.mark.parametrize("name", sorted(COMMANDS))
 def test_dash_h_prints_help(name, capsys):
     assert main([*name.split(), "-h"]) == 0
     assert "Usage" in capsys.readouterr().out
