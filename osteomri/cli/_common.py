@@ -18,7 +18,7 @@ def stage_progress(total: int, description: str = "exam"):
     """A rich progress bar advanced by ``callback(stage, status)`` when a stage ends."""
     progress = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(),
                         TextColumn("{task.completed}/{task.total}"), TimeElapsedColumn(), console=err_console,
-                        transient=False)
+                        transient=False, disable=not err_console.is_terminal)  # no bar in logs or pipes
     with progress:
         task = progress.add_task(description, total=total)
 
