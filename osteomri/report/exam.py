@@ -134,7 +134,8 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
             rep.table(metrics, caption="QC metrics")
     if result.maps:
         rep.heading("Parametric maps (mid-sagittal)")
-        shown = {k: v for k, v in result.maps.items() if not k.endswith("residual") and k not in ("water", "fat")}
+        shown = {k: v for k, v in result.maps.items()
+                 if not k.endswith("residual") and k not in ("water", "fat", "ute_s0", "ute_mt_s0")}
         rep.figure(maps_figure(shown), caption="Mid-sagittal slice of each map (anterior left, superior up)")
     roi_figures = {k: v for k, v in result.figures.items() if k == "qc" or k.endswith("_qc")}
     if roi_figures:

@@ -33,7 +33,12 @@ DASH = "–"
 SYMBOLS: dict[str, str] = {
     "pdff": "PDFF", "r2star": "R2*", "t2star": "T2*", "fieldmap": "Field map", "t1w_signal": "T1w signal",
     "f": "f", "d": "D", "dstar": "D*", "s0": "S0", "mmf": "MMF", "vbq": "VBQ", "bmd": "BMD", "t_score": "T-score",
-    "ff": "FF", "adc": "ADC",
+    "ff": "FF", "adc": "ADC", "t2star_short": "T2* short", "t2star_long": "T2* long", "t2star_fat": "T2* fat",
+    "fraction_short": "Bound-water fraction", "fraction_fat": "UTE fat fraction", "ute_s0": "UTE S0",
+    "ute_residual": "UTE residual", "t2_macromolecule": "T2 macromolecular", "exchange_rate": "Exchange rate",
+    "t2_free_water": "T2 free water", "r1_free_water": "R1 free water", "ute_mt_s0": "UTE-MT S0",
+    "ute_mt_residual": "UTE-MT residual", "porosity_index": "Porosity index", "suppression_ratio": "Suppression ratio",
+    "t1": "T1", "vfa_m0": "VFA M0",
 }
 
 #: non-map columns: name -> (header, unit or None, display factor)

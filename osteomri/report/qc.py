@@ -21,7 +21,7 @@ FLAG_SUFFIXES = ("_suspected", "_withheld", "_warning", "_warnings", "_failed", 
                  "_refused", "_truncated", "_flag", "_flagged")
 
 _STAGES = {"waterfat": "Water–fat", "ivim": "IVIM", "t1w": "T1w", "measure": "Measurement", "vbq": "VBQ",
-           "screening": "Screening", "labels": "Labels"}
+           "screening": "Screening", "labels": "Labels", "ute": "UTE", "mrs": "MRS"}
 
 #: human names of known QC entries (without the stage prefix)
 QC_LABELS = {
@@ -31,7 +31,7 @@ QC_LABELS = {
     "smoothing_kept_fraction": "field-map smoothing, kept fraction",
     "grid_label_jumps": "field-map grid label jumps", "median_relative_residual": "median relative residual",
     "fieldmap_jump_fraction": "field-map jump fraction", "swap_suspected": "water–fat swap suspected",
-    "withheld": "withheld (implausible marrow values)",
+    "withheld": "withheld (implausible marrow values)", "noise_sd": "noise SD",
 }
 
 _RAISED_TEXT = {"true", "yes", "warn", "warning", "fail", "failed", "1", "1.0"}
