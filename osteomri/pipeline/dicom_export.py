@@ -34,8 +34,6 @@ from osteomri.io.image import Image
 from osteomri.io.loader import is_dicom_source
 from osteomri.pipeline.spec import ExamResult, ExamSpec, StageRecord
 
-_WATERFAT = {"pdff_percent", "r2star_hz", "fieldmap_hz", "water", "fat", "waterfat_residual"}
-_IVIM = {"s0", "f", "d_mm2_s", "dstar_mm2_s", "ivim_residual"}
 _NOT_EXPORTED = {"t1w_signal"}  # the T1w input itself: already in PACS
 _INPUTS = ("megre", "pdff", "r2star", "dwi", "t1w")
 
@@ -64,54 +62,24 @@ def cli_anonymize_key(anonymize: bool, key_file, dicom_out) -> bytes | None:
     return anonymization_key(key_file)
 
 
-def export_maps_dicom(maps: dict[str, Image], source_path: str | os.PathLike, folder: str | os.PathLike, *,
-                      stem: str = "", anonymize_key: bytes | str | None = None) -> dict[str, Path]:
-    """Parametric Maps of ``maps`` (map key -> image on the grid of the DICOM series ``source_path``) into
-    ``folder`` as ``[<stem>_]<suffix>_pmap.dcm`` (the single-model commands' ``--dicom-out``)."""
-    from osteomri.io.dicomout import Pseudonymizer, read_source
-    from osteomri.io.dicomout._common import save
-    from osteomri.io.dicomout.pmap import parametric_map
-
-    if not is_dicom_source(source_path):
-        raise InputError("--dicom-out needs the input read from a DICOM series (the maps reference it)")
-    source = read_source(source_path, label="input")
-    if anonymize_key is not None:
-        source = source.with_pseudonyms(Pseudonymizer(anonymize_key))
-    built = {}
-    for key, image in maps.items():
-        if key in _NOT_EXPORTED or not np.isfinite(np.asarray(image.data, dtype=float)).any():
-            continue
-        mspec = _spec_of(key)
-        built[key] = (parametric_map(image, mspec, source), f"{stem + '_' if stem else ''}{mspec.suffix}_pmap.dcm")
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    return {key: save(ds, folder / name) for key, (ds, name) in built.items()}
-
-
 def _spec_of(key: str):
-    """The registry spec of map ``key``; maps not registered yet get one from the pipeline's output names."""
-    from osteomri.models.registry import MapSpec, map_spec
-    from osteomri.pipeline.stages import output_spec
+    """The registry spec of map ``key`` (every map the pipeline makes is registered)."""
+    from osteomri.models.registry import map_spec
 
-    try:
-        return map_spec(key)
-    except KeyError:
-        suffix, units, description = output_spec(key)
-        model = "waterfat" if key.removesuffix("_sd") in _WATERFAT else "ivim" if key.removesuffix("_sd") in _IVIM \
-            else "other"
-        return MapSpec(key, units, description, suffix, model)
+    return map_spec(key)
+
+
+#: model family of a map -> the exam input it was computed from
+_SOURCE_INPUT = {"ivim": "dwi", "t1w": "t1w", "ute": "ute", "ute_mt": "ute", "ute_vfa": "ute", "ute_ratio": "ute"}
 
 
 def _input_of(key: str, model: str, spec: ExamSpec) -> str | None:
     """Which exam input a map was computed from."""
-    base = key.removesuffix("_sd")
-    if model == "ivim" or base in _IVIM:
-        return "dwi"
-    if model == "waterfat" or base in _WATERFAT:
+    if model == "waterfat":
         if spec.megre is not None:
             return "megre"
-        return {"pdff_percent": "pdff", "r2star_hz": "r2star"}.get(base)
-    return None
+        return {"pdff_percent": "pdff", "r2star_hz": "r2star"}.get(key.removesuffix("_sd"))
+    return _SOURCE_INPUT.get(model)
 
 
 def export_exam_dicom(result: ExamResult, spec: ExamSpec, folder: str | os.PathLike, *,
