@@ -106,21 +106,23 @@ def nested_cv(
     threshold: float = 0.5,
     importance: bool = False,
     importance_repeats: int = 5,
+    n_jobs: int = 1,
 ) -> CVResult:
     """Nested repeated stratified CV of ``model`` on features ``X`` and binary outcome ``y`` (1 = positive).
 
     ``threshold``: the pre-specified probability cut-off for sensitivity/specificity (fixed before the
     analysis, not optimised on the data). ``importance``: permutation importance on each outer test fold.
+    ``n_jobs``: threads of the random forest (the other models are single-threaded).
     """
     X, yb = check_xy(X, y)
     with threadpool_limits(limits=1):  # many small fits: threaded BLAS/OpenMP only contend
         return _nested_cv(X, yb, model, select_k, n_outer, n_inner, n_repeats, random_state, threshold, importance,
-                          importance_repeats)
+                          importance_repeats, n_jobs)
 
 
 def _nested_cv(X: pd.DataFrame, yb: np.ndarray, model: str, select_k: int | None, n_outer: int, n_inner: int,
                n_repeats: int, random_state: int, threshold: float, importance: bool,
-               importance_repeats: int) -> CVResult:
+               importance_repeats: int, n_jobs: int) -> CVResult:
     minority = int(min(yb.sum(), len(yb) - yb.sum()))
     if minority < n_outer or n_outer < 2 or n_inner < 2:
         raise InputError(f"{n_outer} outer folds need at least {n_outer} patients per class (smallest class: "
@@ -132,7 +134,7 @@ def _nested_cv(X: pd.DataFrame, yb: np.ndarray, model: str, select_k: int | None
     for i, (train, test) in enumerate(outer.split(Xa, yb)):
         repeat = i // n_outer
         seed = random_state + 1000 * repeat + i
-        pipe, grid = make_pipeline(model, select_k, X.shape[1], random_state=seed)
+        pipe, grid = make_pipeline(model, select_k, X.shape[1], random_state=seed, n_jobs=n_jobs)
         inner = StratifiedKFold(n_inner, shuffle=True, random_state=seed)
         search = GridSearchCV(pipe, grid, scoring="roc_auc", cv=inner, refit=False, n_jobs=1)
         search.fit(Xa[train], yb[train])
@@ -159,7 +161,7 @@ def _nested_cv(X: pd.DataFrame, yb: np.ndarray, model: str, select_k: int | None
     settings = {"model": model, "select_k": select_k, "n_outer": n_outer, "n_inner": n_inner,
                 "n_repeats": n_repeats, "random_state": random_state, "threshold": threshold,
                 "calibration": "Platt sigmoid, 3-fold internal CV", "class_weight": "balanced",
-                "inner_scoring": "roc_auc"}
+                "inner_scoring": "roc_auc", "n_jobs": n_jobs}
     return CVResult(model=model, features=list(map(str, X.columns)), oof_predictions=oof,
                     performance=performance(yb, p, threshold), decision_curve=decision_curve(yb, p),
                     fold_params=fold_params, settings=settings, importance=imp, repeat_aucs=repeat_aucs)

@@ -8,7 +8,8 @@ test fold. Class imbalance is handled by class weights inversely proportional to
 
 - ``logistic``: L2 logistic regression (C ∈ {0.01, 0.1, 1, 10}); the seed study's combined PDFF + R2* marker is
   this model on those two columns.
-- ``rf``: random forest, 300 trees, ``balanced_subsample`` weights (min_samples_leaf ∈ {2, 10}).
+- ``rf``: random forest, 200 trees (``n_jobs`` threads), ``balanced_subsample`` weights
+  (min_samples_leaf ∈ {2, 10}).
 - ``gb``: histogram gradient boosting, 200 iterations, depth 3 (learning_rate ∈ {0.05, 0.2}).
 - ``svm``: RBF support-vector machine (C ∈ {0.1, 1, 10}); scores calibrated to probabilities.
 """
@@ -33,13 +34,13 @@ from osteomri.errors import InputError
 MODELS = ("logistic", "rf", "gb", "svm")
 
 
-def _estimator(model: str, random_state: int) -> tuple[BaseEstimator, dict[str, list[Any]]]:
+def _estimator(model: str, random_state: int, n_jobs: int = 1) -> tuple[BaseEstimator, dict[str, list[Any]]]:
     if model == "logistic":
         return (LogisticRegression(class_weight="balanced", max_iter=5000),
                 {"clf__C": [0.01, 0.1, 1.0, 10.0]})
     if model == "rf":
-        return (RandomForestClassifier(n_estimators=300, class_weight="balanced_subsample", max_features="sqrt",
-                                       random_state=random_state, n_jobs=1),
+        return (RandomForestClassifier(n_estimators=200, class_weight="balanced_subsample", max_features="sqrt",
+                                       random_state=random_state, n_jobs=n_jobs),
                 {"clf__min_samples_leaf": [2, 10]})
     if model == "gb":
         return (HistGradientBoostingClassifier(max_iter=200, max_depth=3, class_weight="balanced",
@@ -51,9 +52,9 @@ def _estimator(model: str, random_state: int) -> tuple[BaseEstimator, dict[str, 
 
 
 def make_pipeline(model: str, select_k: int | None = None, n_features: int | None = None,
-                  random_state: int = 0) -> tuple[Pipeline, dict[str, list[Any]]]:
+                  random_state: int = 0, n_jobs: int = 1) -> tuple[Pipeline, dict[str, list[Any]]]:
     """The pipeline of ``model`` and its tuning grid (``select_k`` features kept by ANOVA F, if given)."""
-    est, grid = _estimator(model, random_state)
+    est, grid = _estimator(model, random_state, n_jobs)
     steps: list[tuple[str, Any]] = [("impute", SimpleImputer(strategy="median")), ("scale", StandardScaler())]
     if select_k is not None:
         k = int(select_k)

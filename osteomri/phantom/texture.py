@@ -39,12 +39,13 @@ TEXTURE_MODEL = {"pdff_intercept": 45.0, "pdff_per_tscore": -5.0, "pdff_sd": 6.0
 class TextureCohort:
     """``truth``: one row per patient (exam, t_score, who_group, osteoporosis, pdff_percent, texture_percent,
     generating_score); ``maps``: exam → {"pdff_percent": Image}; ``labels``: the shared vertebra label map
-    (SPINEPS convention); ``model``: the generating parameters."""
+    (SPINEPS convention); ``model``: the generating parameters; ``marrow``: the marrow voxels (bool)."""
 
     truth: pd.DataFrame
     maps: dict[str, dict[str, Image]]
     labels: Image
     model: dict[str, float]
+    marrow: np.ndarray
 
 
 def texture_cohort(n_per_group: tuple[int, int, int] = (30, 41, 49), *, seed: int = 0,
@@ -80,4 +81,4 @@ def texture_cohort(n_per_group: tuple[int, int, int] = (30, 41, 49), *, seed: in
     truth = pd.DataFrame({"exam": clinical["exam"], "t_score": t, "who_group": clinical["who_group"].astype(str),
                           "osteoporosis": (t <= -2.5).astype(int), "pdff_percent": pdff, "texture_percent": amp,
                           "generating_score": score})
-    return TextureCohort(truth, maps, ph.levels, m)
+    return TextureCohort(truth, maps, ph.levels, m, marrow)
