@@ -14,8 +14,8 @@ Deliberate differences (documented in ``docs/radiomics.md``):
 - ``Kurtosis``: PyRadiomics reports the Pearson kurtosis (normal distribution = 3); IBSI ``stat_kurt`` is the
   *excess* kurtosis (normal = 0). :data:`CONVERSIONS` subtracts 3, so the ``value`` under ``stat_kurt`` is the
   IBSI quantity.
-- Features PyRadiomics computes without an IBSI definition (``TotalEnergy``, ``StandardDeviation``, ``MCC``,
-  ``Maximum2DDiameter*``) keep an empty ``ibsi_tag``.
+- Features PyRadiomics computes without an IBSI definition (``TotalEnergy``, ``StandardDeviation``,
+  ``Maximum2DDiameter*``) keep an empty ``ibsi_tag``; ``MCC`` is not computed (see ``features.SKIPPED``).
 - IBSI features PyRadiomics does not compute (intensity-histogram statistics other than entropy and
   uniformity, intensity-volume histogram, local intensity, distance-zone matrix, convex-hull/AABB/ellipsoid
   morphology, Moran's I / Geary's C, ``_3D_comb`` merged matrices, ``ngl_dc_perc``/``ngl_glnu_norm``/
