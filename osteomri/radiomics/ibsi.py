@@ -22,8 +22,8 @@ Deliberate differences (documented in ``docs/radiomics.md``):
   ``ngl_dc_energy``) are not reported.
 
 PyRadiomics ``DifferenceAverage`` is both ``cm_diff_avg`` and ``cm_dissimilarity`` (IBSI: identical
-definitions); ``ClusterTendency`` is also ``cm_sum_var`` (identical definitions); ``Variance`` is both
-``stat_var`` and, on the discretised intensities with bin width 1, ``ih_var`` is *not* claimed.
+definitions); ``ClusterTendency`` is also ``cm_sum_var`` (identical definitions). Both are reported once,
+under the first tag (:data:`ALIASES`).
 """
 
 from __future__ import annotations
