@@ -1,7 +1,9 @@
 """``osteomri radiomics``: IBSI-tagged radiomics features of parametric maps per vertebra.
 
 Writes into ``--out``: ``<stem>_radiomics.tsv`` (tidy: exam, level, roi, map, ibsi_tag, feature, value),
-``<stem>_radiomics_wide.tsv`` (one row per vertebra, columns ``<map>__<tag>``) and ``<stem>_radiomics.json``
+``<stem>_radiomics_wide.tsv`` (one row per vertebra, columns ``<map>__<tag>``), ``<stem>_radiomics_exam.tsv``
+(one row per exam: the mean of each feature over the L1–L4 levels present, the input of ``osteomri model
+train`` once the exams' rows are stacked with the clinical columns) and ``<stem>_radiomics.json``
 (provenance: settings per map, PyRadiomics parameters and version, input hashes). Library:
 :func:`osteomri.radiomics.vertebrae.vertebra_features`.
 """
@@ -77,8 +79,12 @@ def radiomics(
     prov = provenance("osteomri radiomics", {"preset": preset, "roi": roi, "settings_argument": settings,
                                              "levels": levels, **long.attrs["provenance"]},
                       inputs=[*paths.values(), labels])
+    core = [lv for lv in ("L1", "L2", "L3", "L4") if lv in set(long["level"])]
+    per_exam = wide_features(long, by="exam", levels=core or None)
+    per_exam.insert(2, "levels", ",".join(core) if core else "all")
     files = [write_table_atomic(long, out / f"{stem}_radiomics.tsv", "%.8g"),
              write_table_atomic(wide_features(long), out / f"{stem}_radiomics_wide.tsv", "%.8g"),
+             write_table_atomic(per_exam, out / f"{stem}_radiomics_exam.tsv", "%.8g"),
              write_json_atomic(out / f"{stem}_radiomics.json", {"Provenance": prov})]
     console.print(f"{long['level'].nunique()} levels x {len(maps)} maps: {long['feature'].nunique()} features "
                   f"({roi} ROI); wrote {len(files)} files to {out}", highlight=False)

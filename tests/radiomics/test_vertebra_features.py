@@ -114,6 +114,10 @@ def test_cli_writes_tables_and_refuses_bad_input(phantom, noisy, tmp_path, capsy
     assert set(long["map"]) == {"mask", "pdff_percent"} and set(long["roi"]) == {"paper"}
     wide = pd.read_csv(out / "sub-01_radiomics_wide.tsv", sep="\t")
     assert len(wide) == 5
+    per_exam = pd.read_csv(out / "sub-01_radiomics_exam.tsv", sep="\t")
+    assert len(per_exam) == 1 and per_exam["levels"].iloc[0] == "L1,L2,L3,L4"
+    assert per_exam["pdff_percent__stat_mean"].iloc[0] == pytest.approx(
+        wide.set_index("level").loc[["L1", "L2", "L3", "L4"], "pdff_percent__stat_mean"].mean(), rel=1e-6)
     import json
 
     prov = json.loads((out / "sub-01_radiomics.json").read_text())["Provenance"]
