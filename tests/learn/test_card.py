@@ -109,3 +109,10 @@ def test_train_bad_input_is_one_line(trained, tmp_path, capsys):
     rc = main(["model", "train", str(d / "cohort.tsv"), "--target", "sex", "--features", "age",
                "--out", str(tmp_path / "o")])
     assert rc == 2 and "0/1" in capsys.readouterr().err
+
+
+@pytest.mark.browser
+def test_model_card_renders_in_chromium(trained, render_html):
+    _, _, out = trained
+    dom = render_html(out / "model_card.html")
+    assert "AUC (DeLong 95 % CI)" in dom and dom.count("<img") >= 4
