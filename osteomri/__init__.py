@@ -3,7 +3,8 @@
 Sub-packages, lowest first (each imports only those before it; docs/architecture.md draws the same):
 ``io`` (images, NIfTI/DICOM/.mat, provenance) -> ``models`` (signal models, Model/Fit pairs, the map
 registry) -> ``phantom`` (digital lumbar spine) -> ``stats`` (diagnostic statistics) -> ``vertebrae`` (labels,
-ROIs, per-vertebra tables, VBQ) -> ``report`` (HTML, figures) -> ``pipeline`` (exam, cohort, study) -> ``cli``.
+ROIs, per-vertebra tables, VBQ) -> ``radiomics`` (IBSI features per vertebra) -> ``learn`` (classifiers, nested
+CV, model cards) -> ``report`` (HTML, figures) -> ``pipeline`` (exam, cohort, study) -> ``cli``.
 """
 
 from osteomri._version import __version__
