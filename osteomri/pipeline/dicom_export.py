@@ -152,7 +152,7 @@ def _segmentations(result: ExamResult, spec: ExamSpec, pms: dict, sources: dict,
     from osteomri.io.dicomout.seg import Segment, segmentation
     from osteomri.io.dicomout.sr import MeasuredMap
     from osteomri.io.loader import load_image
-    from osteomri.pipeline.stages import MEASURED_MAPS
+    from osteomri.pipeline.measure_stage import MEASURED_MAPS
     from osteomri.vertebrae.labels import resolve_labels
     from osteomri.vertebrae.rois import place_rois, select_levels
 

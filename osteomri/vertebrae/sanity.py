@@ -59,26 +59,51 @@ def misalignment_mm(moving: Image, reference: Image) -> float:
     return float(np.max(np.linalg.norm(a[:, :3] - b[:, :3], axis=1)))
 
 
+def same_voxel_grid(moving: Image, reference: Image, tol_voxel: float = 1e-3) -> bool:
+    """True when ``moving``'s voxel centres are ``reference``'s, in another array order: the index map between
+    the two is a signed axis permutation with integer offsets that takes one array's extent onto the other's
+    (a sagittal DICOM series and its label map written in NIfTI order, say). Resampling is then exact."""
+    m = np.linalg.solve(np.asarray(reference.affine, float), np.asarray(moving.affine, float))
+    rot, shift = m[:3, :3], m[:3, 3]
+    if not np.allclose(np.abs(rot).sum(axis=0), 1.0, atol=tol_voxel) or not np.allclose(
+            np.abs(rot), np.rint(np.abs(rot)), atol=tol_voxel):
+        return False
+    if not np.allclose(shift, np.rint(shift), atol=tol_voxel):
+        return False
+    ext = np.asarray(moving.spatial_shape, float) - 1.0
+    corners = np.array([[i, j, k] for i in (0, ext[0]) for j in (0, ext[1]) for k in (0, ext[2])]) @ rot.T + shift
+    lo, hi = np.rint(corners.min(axis=0)), np.rint(corners.max(axis=0))
+    return bool(np.all(lo == 0) and np.all(hi == np.asarray(reference.spatial_shape, float) - 1.0))
+
+
 def check_alignment(labels: Image, reference: Image, *, resample: bool = False, what: str = "label map") -> bool:
     """Whether ``labels`` must be resampled onto ``reference``'s grid; raise when it may not.
 
-    Same shape and every corner within half the smallest voxel edge: the labels are on the grid (False).
-    Otherwise, with ``resample=False``: :class:`InputError` naming the displacement (a label map shifted or
-    flipped against its image measures soft tissue); with ``resample=True``: a
-    :class:`LabelAlignmentWarning` saying so, and True.
+    - Same shape and every corner within half the smallest voxel edge: the labels are on the grid (False).
+    - Another shape but the same voxel centres in another array order (:func:`same_voxel_grid`): resampled,
+      exactly (True). (With the same shape a reordering cannot be told from a flipped affine: refused below.)
+    - Same shape but an affine that places the voxels more than half a voxel away: the signature of a label map
+      shifted or flipped against its image (it would measure soft tissue): :class:`InputError` naming the
+      displacement, unless ``resample=True`` (a :class:`LabelAlignmentWarning`, and True).
+    - Another grid (labels drawn on another series of the exam, or a cropped map): resampled by world
+      coordinates with a :class:`LabelAlignmentWarning` (True); the anatomy checks after it (a column of
+      vertebrae, marrow-like values before any screening) catch labels that do not belong.
     """
     half_voxel = 0.5 * float(np.min(reference.voxel_size_mm))
     same_shape = tuple(labels.spatial_shape) == tuple(reference.spatial_shape)
     offset = misalignment_mm(labels, reference) if same_shape else None
     if same_shape and offset <= half_voxel:
         return False
+    if not same_shape and same_voxel_grid(labels, reference):
+        return True
+    if same_shape and not resample:
+        raise InputError(f"the {what} is not on the image's grid: its affine places the same voxels up to "
+                         f"{offset:.1f} mm away (> half a voxel, {half_voxel:.2f} mm); the labels may be "
+                         "misregistered (shifted or flipped). Give labels on the image's grid, or resample them by "
+                         "world coordinates with --resample-labels (resample=True)")
     where = (f"its affine places the same voxels up to {offset:.1f} mm away (> half a voxel, {half_voxel:.2f} mm)"
              if same_shape else f"its grid {tuple(labels.spatial_shape)} differs from the image's "
              f"{tuple(reference.spatial_shape)}")
-    if not resample:
-        raise InputError(f"the {what} is not on the image's grid: {where}; the labels may be misregistered "
-                         "(shifted or flipped). Give labels on the image's grid, or resample them by world "
-                         "coordinates with --resample-labels (resample=True)")
     warnings.warn(f"{what} resampled onto the image's grid by world coordinates (nearest neighbour): {where}",
                   LabelAlignmentWarning, stacklevel=3)
     return True

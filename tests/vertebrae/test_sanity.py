@@ -21,6 +21,7 @@ from osteomri.vertebrae.sanity import (
     TruncatedVertebraWarning,
     check_vertebral_column,
     misalignment_mm,
+    same_voxel_grid,
     truncated_levels,
 )
 
@@ -178,3 +179,21 @@ def test_real_lumbar_label_maps_pass_and_fail_as_they_should(shared_data):
         assert {"L1", "L5"} <= set(vl.levels), path.name
         with pytest.raises(UnknownLabelError, match="do not form a column"):
             resolve_labels(labels, "totalsegmentator")
+
+
+def test_labels_in_another_array_order_of_the_same_grid_are_used_exactly(phantom):
+    """A label map whose voxels are the image's in another array order (a sagittal DICOM series beside labels
+    written in NIfTI order) is reindexed exactly, without a warning: same voxels, same ROIs."""
+    lab = phantom_labels(phantom, "spineps")
+    ref = phantom.maps["pdff_percent"]
+    data = np.asarray(lab.data)
+    perm = np.transpose(data, (1, 2, 0))[::-1]  # new axes (y reversed, z, x)
+    n_y = data.shape[1]
+    to_old = np.array([[0, 0, 1, 0], [-1, 0, 0, n_y - 1], [0, 1, 0, 0], [0, 0, 0, 1.0]])  # new index -> old index
+    moved = Image(np.ascontiguousarray(perm), lab.affine @ to_old)
+    assert moved.spatial_shape != ref.spatial_shape
+    assert same_voxel_grid(moved, ref) and not same_voxel_grid(_shifted(lab, (0.0, 30.0, 0.0)), ref)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        vl = resolve_labels(moved, "spineps", reference=ref)
+    assert np.array_equal(vl.level_map, resolve_labels(lab, "spineps", reference=ref).level_map)
