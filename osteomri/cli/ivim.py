@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from osteomri.cli._common import exam_id_for, run_single_stage
+from osteomri.cli._common import dicom_out_key, exam_id_for, run_single_stage
 from osteomri.errors import InputError
 
 
@@ -44,6 +44,11 @@ def ivim(
                                     "dstar_mm2_s; repeatable."),
     average: str = typer.Option("geometric", "--average", help="Repeated b-values: geometric or arithmetic."),
     seed: int = typer.Option(0, "--seed", help="Random seed of the bayesian sampler."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write the results as DICOM (Parametric Maps, "
+                                   "SEG, SR) referencing the DICOM input series, into DIR/sub-XX/."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results (PS3.15 basic "
+                                   "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Fit IVIM voxel-wise: <exam>_S0, _perfusionfraction, _D, _Dstar (mm2/s), _desc-ivim_residual + sidecars."""
     from osteomri.pipeline.spec import ExamSpec
@@ -52,4 +57,4 @@ def ivim(
             "average": average, "seed": seed, **({"mask": mask} if mask is not None else {})}
     spec = ExamSpec(exam_id_for(dwi, exam_id or exam), dwi=dwi, bvals=bvals, options={"ivim": opts},
                     stages=("ivim",), series={"dwi": series} if series else {})
-    run_single_stage(spec, out, "ivim")
+    run_single_stage(spec, out, "ivim", dicom_out, dicom_out_key(anonymize, anon_key_file, dicom_out))

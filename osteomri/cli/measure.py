@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from osteomri.cli._common import run_single_stage
+from osteomri.cli._common import dicom_out_key, run_single_stage
 from osteomri.errors import InputError
 
 
@@ -51,6 +51,11 @@ def measure(
     qc: bool = typer.Option(True, "--qc/--no-qc", help="QC figure per map (ROIs outlined)."),
     resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample labels that are not on a "
                                          "map's grid by world coordinates (else refused: misregistration?)."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write the results as DICOM (Parametric Maps, "
+                                   "SEG, SR) referencing the DICOM input series, into DIR/sub-XX/."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results (PS3.15 basic "
+                                   "profile; key from --anon-key-file or $OSTEOMRI_ANON_KEY)."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Per-vertebra statistics (mean, median, SD, IQR, P5, P95, volume) of each map in each level's ROI; the
     one-row summary; VBQ with --t1w; reader agreement with several --reader-roi; a QC figure per map."""
@@ -74,4 +79,4 @@ def measure(
                     options={"measure": opts, "vbq": {"cutoff": vbq_cutoff, **label_opts},
                              **({"labels": {"resample": True}} if resample_labels else {})},
                     stages=("maps", "measure", "vbq"))
-    run_single_stage(spec, out, "measure")
+    run_single_stage(spec, out, "measure", dicom_out, dicom_out_key(anonymize, anon_key_file, dicom_out))

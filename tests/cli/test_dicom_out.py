@@ -85,3 +85,24 @@ def test_waterfat_dicom_out(tmp_path, dciodvfy):
         back = load_image(pm)
         nifti = load_nifti(tmp_path / "wf" / "sub-01" / f"sub-01_{suffix}.nii.gz")
         assert np.array_equal(back.data, np.asarray(nifti.data, np.float32), equal_nan=True)
+
+
+def test_ivim_dicom_out(tmp_path, dciodvfy):
+    """The thin ivim command writes Parametric Maps of its maps referencing the DWI series (issue 16)."""
+    from osteomri.models.ivim import ivim_signal
+
+    b = np.array([0.0, 20.0, 50.0, 100.0, 200.0, 400.0, 600.0, 800.0])
+    f = np.linspace(0.05, 0.25, 10)[:, None, None] * np.ones((10, 8, 3))
+    sig = ivim_signal(b, 1000.0, f, 0.5e-3, 0.03)
+    # the factory groups volumes by echo time: distinct dummy echo times keep the b-value volumes apart
+    spec = fac.SeriesSpec(echo_times_ms=[60.0 + i for i in range(b.size)], description="synthetic DWI")
+    fac.write_image_series(tmp_path / "dwi", sig, np.diag([1.5, 1.5, 4.0, 1.0]), spec)
+    (tmp_path / "dwi.bval").write_text(" ".join(f"{v:g}" for v in b))
+    rc = main(["ivim", str(tmp_path / "dwi"), "--bvals", str(tmp_path / "dwi.bval"), "--out", str(tmp_path / "iv"),
+               "--dicom-out", str(tmp_path / "d")])
+    assert rc == 0
+    for suffix in ("D", "perfusionfraction"):
+        pm = tmp_path / "d" / "sub-01" / f"sub-01_{suffix}_pmap.dcm"
+        assert dciodvfy(pm) == []
+        nifti = load_nifti(tmp_path / "iv" / "sub-01" / f"sub-01_{suffix}.nii.gz")
+        assert np.array_equal(load_image(pm).data, np.asarray(nifti.data, np.float32), equal_nan=True)
