@@ -49,7 +49,8 @@ from scipy.interpolate import CubicSpline
 
 from osteomri.errors import InputError
 from osteomri.models.lm import crlb_sd, levenberg_marquardt
-from osteomri.models.registry import MapSpec, finalise_maps, register_maps
+from osteomri.models.registry import MapSpec, register_maps
+from osteomri.models.ute.fit import VoxelFit
 
 register_maps(
     MapSpec("mmf_percent", "%", "macromolecular proton fraction of the two-pool UTE-MT model", "desc-ute_MMF",
@@ -327,7 +328,7 @@ class UteMtModel:
         return levenberg_marquardt(model, u0, yn, lower, upper)
 
 
-class UteMtFit:
+class UteMtFit(VoxelFit):
     """Fitted UTE-MT maps (NaN outside ``mask``): ``mmf_percent``, ``t2_macromolecule_us``,
     ``exchange_rate_hz`` (RM0w), ``t2_free_water_ms``, ``r1_free_water_hz`` (given, or converted from the
     observed R1), ``ute_mt_s0`` and ``ute_mt_residual``; ``sd`` the Cramér–Rao SDs (``<map>_sd``)."""
@@ -352,27 +353,6 @@ class UteMtFit:
                      "ute_mt_s0_sd": s0 * (0.0 if fixed_s0 else 1.0) * sd_u[:, 0]}
         source = "free-pool R1 given" if r1a is not None else "converted from observed R1"
         self.qc: dict[str, Any] = {"noise_sd": noise_sd, "n_fitted_voxels": int(mask.sum()), "r1_source": source}
-
-    def _scatter(self, v: np.ndarray) -> np.ndarray:
-        out = np.full(self.mask.shape, np.nan, dtype=np.float32)
-        out[self.mask] = v
-        return out
-
-    def maps(self) -> dict[str, np.ndarray]:
-        return finalise_maps({k: self._scatter(v) for k, v in self._values.items()}, self.mask)
-
-    @property
-    def sd(self) -> dict[str, np.ndarray]:
-        return finalise_maps({k: self._scatter(v) for k, v in self._sds.items()}, self.mask)
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        values = self.__dict__.get("_values", {})
-        if name in values:
-            return self._scatter(values[name])
-        raise AttributeError(name)
-
-    def parameters(self) -> dict[str, Any]:
-        return self.model.parameters()
 
     def predict(self) -> np.ndarray:
         """Noise-free signal ``[..., n_measurements]`` (raw units); NaN outside the mask."""

@@ -26,7 +26,8 @@ import numpy as np
 
 from osteomri.errors import InputError
 from osteomri.models.lm import crlb_covariance, levenberg_marquardt
-from osteomri.models.registry import MapSpec, finalise_maps, register_maps
+from osteomri.models.registry import MapSpec, register_maps
+from osteomri.models.ute.fit import VoxelFit
 from osteomri.models.ute.kernels import fit_multiexp
 from osteomri.models.ute.signal import _RICE_DERIV, _RICE_MEAN, _RICE_STEP, fat_modulation, multiexp, rician_mean
 
@@ -275,7 +276,7 @@ class UteT2starModel:
                             noise_sd=sigma * scale, kinds=kinds)
 
 
-class UteT2starFit:
+class UteT2starFit(VoxelFit):
     """Fitted UTE T2* maps (spatial shape of the input; NaN outside ``mask``).
 
     ``maps()`` keys: ``ute_s0``, ``t2star_ms`` (mono) or ``t2star_short_ms``, ``t2star_long_ms``,
@@ -318,29 +319,6 @@ class UteT2starFit:
         self._sds = sds
         self.qc: dict[str, Any] = {"noise_sd": float(noise_sd), "n_fitted_voxels": int(mask.sum()),
                                    "components": kinds}
-
-    def _scatter(self, v: np.ndarray) -> np.ndarray:
-        out = np.full(self.mask.shape, np.nan, dtype=np.float32)
-        out[self.mask] = v
-        return out
-
-    def maps(self) -> dict[str, np.ndarray]:
-        """The named maps, float32, NaN outside the mask."""
-        return finalise_maps({k: self._scatter(v) for k, v in self._values.items()}, self.mask)
-
-    @property
-    def sd(self) -> dict[str, np.ndarray]:
-        """Cramér–Rao standard deviations of the maps (``<map>_sd``), float32, NaN outside the mask."""
-        return finalise_maps({k: self._scatter(v) for k, v in self._sds.items()}, self.mask)
-
-    def __getattr__(self, name: str) -> np.ndarray:
-        values = self.__dict__.get("_values", {})
-        if name in values:
-            return self._scatter(values[name])
-        raise AttributeError(name)
-
-    def parameters(self) -> dict[str, Any]:
-        return self.model.parameters()
 
     def predict(self, te_s: np.ndarray | None = None) -> np.ndarray:
         """Noise-free magnitude ``[..., n_te]`` at ``te_s`` (default: the fitted echo times); NaN outside mask."""

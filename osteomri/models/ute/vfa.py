@@ -14,7 +14,8 @@ import numpy as np
 
 from osteomri.errors import InputError
 from osteomri.models.lm import levenberg_marquardt
-from osteomri.models.registry import MapSpec, finalise_maps, register_maps
+from osteomri.models.registry import MapSpec, register_maps
+from osteomri.models.ute.fit import VoxelFit
 
 register_maps(
     MapSpec("t1_ms", "ms", "observed longitudinal relaxation time T1 from variable-flip-angle UTE", "desc-vfa_T1map",
@@ -85,32 +86,19 @@ class UteVfaT1Model:
         return UteVfaT1Fit(self, mask, theta[:, 0] * scale, theta[:, 1])
 
 
-class UteVfaT1Fit:
+class UteVfaT1Fit(VoxelFit):
     """``t1_ms`` and ``vfa_m0`` maps (NaN outside the mask); ``r1_hz`` = 1000 / ``t1_ms`` for UTE-MT."""
 
     def __init__(self, model: UteVfaT1Model, mask: np.ndarray, m0: np.ndarray, t1_ms: np.ndarray) -> None:
         self.model, self.mask = model, mask
         self._values = {"t1_ms": t1_ms, "vfa_m0": m0}
+        self._sds: dict[str, np.ndarray] = {}
         self.qc: dict[str, Any] = {"n_fitted_voxels": int(mask.sum())}
-
-    def maps(self) -> dict[str, np.ndarray]:
-        out = {}
-        for k, v in self._values.items():
-            a = np.full(self.mask.shape, np.nan)
-            a[self.mask] = v
-            out[k] = a
-        return finalise_maps(out, self.mask)
-
-    @property
-    def t1_ms(self) -> np.ndarray:
-        return self.maps()["t1_ms"]
 
     @property
     def r1_hz(self) -> np.ndarray:
+        """1000 / ``t1_ms`` (1/s): the observed R1 the UTE-MT model takes as ``r1_observed_hz``."""
         return 1000.0 / self.t1_ms
-
-    def parameters(self) -> dict[str, Any]:
-        return self.model.parameters()
 
     def predict(self) -> np.ndarray:
         m = self.maps()
