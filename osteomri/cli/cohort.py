@@ -33,11 +33,18 @@ def run(
                                "cohort_patients.tsv: L1-L5 (default, the seed study's), L1-L4 or one level."),
     resample_labels: bool = typer.Option(False, "--resample-labels", help="Resample label maps onto each map's "
                                          "grid by world coordinates (else labels off the grid are refused)."),
+    dicom_out: Path = typer.Option(None, "--dicom-out", help="Also write each exam's DICOM results (from DICOM "
+                                   "inputs) into DIR/sub-XX/."),
+    anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results, one key for the "
+                                   "cohort (--anon-key-file or $OSTEOMRI_ANON_KEY): consistent pseudonyms."),
+    anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Run every exam of DATASET; skip those already complete; record failures in OUT/errors.tsv."""
+    from osteomri.cli._common import dicom_out_key
     from osteomri.pipeline.cohort import run_cohort
     from osteomri.pipeline.dataset import discover_exams
 
+    key = dicom_out_key(anonymize, anon_key_file, dicom_out)
     specs = discover_exams(dataset, label_preset=preset, roi=roi,
                            options={"labels": {"resample": True}} if resample_labels else None)
     where = f"scheduler {scheduler}" if scheduler else f"local cluster, {workers} worker(s)"
@@ -55,7 +62,7 @@ def run(
 
         result = run_cohort(specs, out, scheduler=scheduler, workers=workers, retries=retries,
                             retry_failed=retry_failed, progress=on_exam,
-                            connect_timeout=connect_timeout, levels=levels)
+                            connect_timeout=connect_timeout, levels=levels, dicom_out=dicom_out, anonymize_key=key)
     c = result.counts
     console.print(f"{c['total']} exams: {c['done']} processed without error, {c['failed'] + c['lost']} failed, "
                   f"{c['skipped']} already complete ({result.seconds:.1f} s)", highlight=False)

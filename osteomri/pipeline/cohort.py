@@ -111,10 +111,13 @@ def read_record(path: Path) -> dict[str, Any] | None:
         return None
 
 
-def process_exam(spec: ExamSpec, out_dir: str | os.PathLike, retry_failed: bool = False) -> ExamOutcome:
+def process_exam(spec: ExamSpec, out_dir: str | os.PathLike, retry_failed: bool = False,
+                 dicom_out: str | os.PathLike | None = None, anonymize_key: bytes | str | None = None) -> ExamOutcome:
     """Run one exam unless its outputs are current; publish them atomically. Never raises for a bad exam.
 
     This is the function the cluster runs; it returns a small :class:`ExamOutcome` and keeps the maps on disk.
+    ``dicom_out``/``anonymize_key``: the exam's DICOM results too (one key: pseudonyms consistent across the
+    cohort).
     """
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
@@ -134,7 +137,8 @@ def process_exam(spec: ExamSpec, out_dir: str | os.PathLike, retry_failed: bool 
     from osteomri.pipeline.exam import run_exam
 
     try:
-        result = run_exam(spec, out_dir=tmp_root, progress=track, input_digests=key["inputs"])
+        result = run_exam(spec, out_dir=tmp_root, progress=track, input_digests=key["inputs"], dicom_out=dicom_out,
+                          anonymize_key=anonymize_key)
         errors = [(s.stage, s.message) for s in result.stages if s.status == "failed"]
         ok = result.ok
     except MemoryError:
@@ -251,6 +255,8 @@ def run_cohort(
     roi: str = "paper",
     connect_timeout: float = 30.0,
     levels: str | None = None,
+    dicom_out: str | os.PathLike | None = None,
+    anonymize_key: bytes | str | None = None,
 ) -> CohortResult:
     """Run every exam of ``exams`` (a dataset folder/manifest, or ExamSpecs) and write the cohort outputs.
 
@@ -258,6 +264,8 @@ def run_cohort(
     is called on the client after each exam with its :class:`ExamOutcome` and running counts
     (``done``, ``failed``, ``skipped``, ``lost``, ``remaining``, ``total``). ``levels``: the level set of the
     per-patient means in ``cohort_patients.tsv`` (default L1–L5, :data:`~osteomri.vertebrae.measure.DEFAULT_LEVEL_SET`).
+    ``dicom_out``: each exam's DICOM results below it (pseudonymised with ``anonymize_key``, the same key for
+    every exam).
     """
     t0 = time.perf_counter()
     if isinstance(exams, (str, os.PathLike)):
@@ -277,23 +285,25 @@ def run_cohort(
     (out_dir / TMP_DIR).mkdir()
 
     if client is not None:
-        outcomes = _map_exams(client, specs, out_dir, retries, retry_failed, progress)
+        outcomes = _map_exams(client, specs, out_dir, retries, retry_failed, progress, dicom_out, anonymize_key)
     else:
         with dask_client(scheduler, workers, connect_timeout=connect_timeout) as c:
-            outcomes = _map_exams(c, specs, out_dir, retries, retry_failed, progress)
+            outcomes = _map_exams(c, specs, out_dir, retries, retry_failed, progress, dicom_out, anonymize_key)
     shutil.rmtree(out_dir / TMP_DIR, ignore_errors=True)
     return finish_cohort(specs, outcomes, out_dir, dataset_name=dataset_name, seconds=time.perf_counter() - t0,
                          scheduler=scheduler, report=report, levels=levels)
 
 
 def _map_exams(client: Any, specs: list[ExamSpec], out_dir: Path, retries: int, retry_failed: bool,
-               progress: ProgressCallback | None) -> list[ExamOutcome]:
+               progress: ProgressCallback | None, dicom_out: str | os.PathLike | None = None,
+               anonymize_key: bytes | str | None = None) -> list[ExamOutcome]:
     from distributed import as_completed
 
     counts = {s: 0 for s in STATUSES} | {"remaining": len(specs), "total": len(specs)}
     run_id = uuid.uuid4().hex[:8]
-    futures = [client.submit(process_exam, spec, str(out_dir), retry_failed, key=f"exam-{spec.exam_id}-{run_id}",
-                             pure=False, retries=retries) for spec in specs]
+    dicom = None if dicom_out is None else str(Path(dicom_out).absolute())
+    futures = [client.submit(process_exam, spec, str(out_dir), retry_failed, dicom, anonymize_key,
+                             key=f"exam-{spec.exam_id}-{run_id}", pure=False, retries=retries) for spec in specs]
     exam_of = {fut.key: spec.exam_id for fut, spec in zip(futures, specs, strict=True)}
     pending = as_completed(futures)
     del futures  # as_completed holds them; each is released once its outcome is in

@@ -106,3 +106,19 @@ def test_ivim_dicom_out(tmp_path, dciodvfy):
         assert dciodvfy(pm) == []
         nifti = load_nifti(tmp_path / "iv" / "sub-01" / f"sub-01_{suffix}.nii.gz")
         assert np.array_equal(load_image(pm).data, np.asarray(nifti.data, np.float32), equal_nan=True)
+
+
+def test_cohort_dicom_out_consistent_pseudonyms(tmp_path, vendor_pdff):
+    """run_cohort passes --dicom-out to every exam; one key gives each patient the same pseudonym in a rerun."""
+    from osteomri.pipeline.cohort import run_cohort
+    from osteomri.pipeline.spec import ExamSpec
+
+    key = b"one key for the whole cohort"
+    for run in ("a", "b"):
+        result = run_cohort([ExamSpec("sub-07", pdff=vendor_pdff)], tmp_path / f"out{run}", workers=1, report=False,
+                            dicom_out=tmp_path / f"dcm{run}", anonymize_key=key)
+        assert result.counts["with_errors"] == 0
+    a = pydicom.dcmread(tmp_path / "dcma" / "sub-07" / "sub-07_pdff_pmap.dcm")
+    b = pydicom.dcmread(tmp_path / "dcmb" / "sub-07" / "sub-07_pdff_pmap.dcm")
+    assert a.PatientID == b.PatientID and a.StudyInstanceUID == b.StudyInstanceUID
+    assert "synthetic" not in str(a.PatientName).lower()
