@@ -18,7 +18,7 @@ from rich.console import Console
 from osteomri._version import __version__
 from osteomri.errors import OsteoMRIError
 
-COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort")
+COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort", "label")
 
 app = typer.Typer(
     name="osteomri",

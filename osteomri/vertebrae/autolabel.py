@@ -46,6 +46,7 @@ SACRUM_VIEW_MM = 12.0
 BODY_LR_HALF_MM = 26.0
 BODY_AP_MM = (6.0, 52.0)  # anterior offsets from the canal centre that may hold the body
 MIN_BODY_ML = 4.0
+MAX_PITCH_CV = 0.2  # coefficient of variation of the disc spacing above which the count is not trusted
 
 
 class AmbiguousLevelsError(InputError):
@@ -225,10 +226,21 @@ def label_vertebrae(image: Image, *, contrast: str = "auto", lowest_level: str |
     below = ev["image_below_lowest_disc_mm"]
     sacrum_in_view = below >= SACRUM_VIEW_MM
     ev["sacrum_in_view"] = bool(sacrum_in_view)
+    pitches = np.diff(det.disc_points[:, 0])
+    regular = pitches.size >= 3 and float(np.std(pitches) / np.mean(pitches)) <= MAX_PITCH_CV
+    complete = n == ev["discs_found"] - 1
+    ev["pitch_cv"] = round(float(np.std(pitches) / np.mean(pitches)), 3) if pitches.size else None
+    ev["every_gap_has_a_body"] = bool(complete)
     if lowest_level is not None:
         names = _names_from(str(lowest_level).upper(), n)
         ev["naming"] = f"from lowest_level={lowest_level} (user)"
         naming_conf = 1.0
+    elif not (regular and complete and n >= 4):
+        raise AmbiguousLevelsError(
+            f"{n} vertebral bodies between {ev['discs_found']} discs found, but the disc sequence is irregular or "
+            "incomplete (pitch CV {}, a gap without a body: {}): the levels cannot be counted safely; give "
+            "lowest_level (--lowest-level), the level of the body directly above the lowest disc".format(
+                ev["pitch_cv"], not complete), ev)
     elif sacrum_in_view:
         names = _names_from("L5", n)
         ev["naming"] = "count upwards from the lowest disc, taken as L5/S1 (sacrum below it in view)"
