@@ -160,7 +160,7 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
     towards_disc = pol * (sub - body_level)
     ok = (towards_disc < 0.5 * contrast) & (towards_disc > -max(0.5 * contrast, 4 * spread))
     ok &= prior2d[:, :, None]
-    ok = ndimage.binary_opening(ok, structure=_ball(2))
+    ok = ndimage.binary_opening(ok, structure=_ball(3))
     lab, n = ndimage.label(ok)
     if n == 0:
         return None, 0.0
