@@ -31,11 +31,12 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
+from skimage import segmentation
 
 from osteomri.errors import InputError
 from osteomri.io.image import Image
 from osteomri.vertebrae.column import Column, find_column
-from osteomri.vertebrae.discs import normalise
+from osteomri.vertebrae.discs import normalise, ridge_map
 from osteomri.vertebrae.labels import CODE_LEVELS, LEVEL_CODES, SPINE_ORDER
 from osteomri.vertebrae.spinegrid import SpineGrid, spine_grid
 
@@ -43,9 +44,11 @@ CONTRASTS = {"auto": (1, -1), "water": (1,), "t2w": (1, -1), "pd": (1,), "t1w": 
              "pdff": (-1,)}
 SLAB_HALF_MM = 4.0
 SACRUM_VIEW_MM = 12.0
-BODY_LR_HALF_MM = 26.0
+BODY_LR_HALF_MM = 30.0
 BODY_AP_MM = (6.0, 52.0)  # anterior offsets from the canal centre that may hold the body
 MIN_BODY_ML = 4.0
+MIN_LS_TILT_DEG = 18.0  # the lumbosacral disc follows the sacral slope (typically 30-50 deg; Legaye et al. 1998)
+MIN_LS_TILT_JUMP_DEG = 12.0  # ... and is markedly more tilted than the lumbar discs above it
 MAX_PITCH_CV = 0.2  # coefficient of variation of the disc spacing above which the count is not trusted
 
 
@@ -65,6 +68,7 @@ class Detection:
     column: Column
     bodies: list[np.ndarray]  # boolean masks on the working grid
     body_rows: list[float]
+    body_gaps: list[int]  # index of the gap (between disc i and i + 1, from the top) holding each body
     disc_points: np.ndarray  # (n, 2) s, a of each disc
     body_confidence: list[float]
     evidence: dict = field(default_factory=dict)
@@ -94,8 +98,8 @@ def detect_bodies(image: Image, contrast: str = "auto") -> Detection:
     disc_pts = np.stack([rows + mid * column.normal[rows, 0], column.canal_a[rows] + mid * column.normal[rows, 1]],
                         axis=1)
     smooth = ndimage.gaussian_filter(vol, (1.0, 1.0, 1.0 / grid.spacing_mm[2]))
-    bodies, body_rows, conf = [], [], []
-    for upper, lower in zip(rows[:-1], rows[1:], strict=True):
+    bodies, body_rows, conf, gaps = [], [], [], []
+    for gap, (upper, lower) in enumerate(zip(rows[:-1], rows[1:], strict=True)):
         pitch = lower - upper
         if not 18 <= pitch <= 60:
             continue
@@ -105,17 +109,38 @@ def detect_bodies(image: Image, contrast: str = "auto") -> Detection:
         bodies.append(mask)
         body_rows.append(0.5 * (upper + lower))
         conf.append(c)
+        gaps.append(gap)
     if not bodies:
         raise InputError("discs were found but no vertebral body between them could be segmented")
     n_s = vol.shape[0]
     below_mm = (n_s - 1 - disc_pts[-1, 0]) * grid.spacing_mm[0]
+    tilts = _disc_tilts(slab, column, disc_pts)
     evidence = {
+        "disc_tilts_deg": [round(t, 1) for t in tilts],
+        "disc_like_peak_below_cut_by_image_edge": column.disc_below_cut,
         "contrast": key, "disc_polarity": "bright" if column.polarity > 0 else "dark",
         "profile_periodicity": round(column.score, 3), "discs_found": int(rows.size),
         "bodies_found": len(bodies), "image_below_lowest_disc_mm": round(float(below_mm), 1),
         "mean_pitch_mm": round(float(np.mean(np.diff(rows))) * grid.spacing_mm[0], 1) if rows.size > 1 else None,
     }
-    return Detection(grid, column, bodies, body_rows, disc_pts, conf, evidence)
+    return Detection(grid, column, bodies, body_rows, gaps, disc_pts, conf, evidence)
+
+
+def _disc_tilts(slab: np.ndarray, column: Column, disc_pts: np.ndarray) -> list[float]:
+    """Tilt (degrees from the image's axial direction, positive: anterior end lower) of each disc, from the
+    ridge normal averaged over the disc's centre (the lumbosacral disc follows the sacral slope)."""
+    strength, ns, na = ridge_map(slab, column.polarity, 4.0)
+    out = []
+    for s, a in disc_pts:
+        s0, a0 = int(round(s)), int(round(a - 10))
+        win = (slice(max(0, s0 - 3), s0 + 4), slice(max(0, a0 - 6), a0 + 7))
+        w = strength[win]
+        if w.sum() <= 0:
+            out.append(float("nan"))
+            continue
+        n_s, n_a = (ns[win] * w).sum() / w.sum(), (na[win] * w).sum() / w.sum()
+        out.append(float(np.degrees(np.arctan2(n_a * np.sign(n_s), abs(n_s)))))
+    return out
 
 
 def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centre_lr: int,
@@ -158,13 +183,24 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
     if contrast <= 0:
         return None, 0.0
     towards_disc = pol * (sub - body_level)
-    ok = (towards_disc < 0.5 * contrast) & (towards_disc > -max(0.5 * contrast, 4 * spread))
-    ok &= prior2d[:, :, None]
-    ok = ndimage.binary_opening(ok, structure=_ball(3))
-    lab, n = ndimage.label(ok)
+    lr_mm = (np.arange(l0, l1) - centre_lr) * spacing[2]
+    core3d = core2d[:, :, None] & (np.abs(lr_mm) <= 8)[None, None, :]
+    # watershed between the body's core and everything that cannot be body: outside the prior, the discs and
+    # CSF (towards the disc level), and far darker/brighter tissue; the boundary settles on the strongest
+    # edge between them, the cortical rim (Beucher & Meyer 1993, marker-controlled watershed)
+    outside = ~(prior2d[:, :, None] & (np.abs(lr_mm) <= BODY_LR_HALF_MM)[None, None, :])
+    not_body = (towards_disc > 0.6 * contrast) | (towards_disc < -max(0.8 * contrast, 5 * spread))
+    markers = np.zeros(sub.shape, dtype=np.int32)
+    markers[outside | not_body] = 2
+    markers[core3d & ~not_body] = 1
+    if not (markers == 1).any():
+        return None, 0.0
+    grad = ndimage.gaussian_gradient_magnitude(sub, 1.0)
+    region = segmentation.watershed(grad, markers) == 1
+    region = ndimage.binary_opening(region, structure=_ball(2))
+    lab, n = ndimage.label(region)
     if n == 0:
         return None, 0.0
-    core3d = core2d[:, :, None] & (np.abs(np.arange(l0, l1) - centre_lr) <= 3)[None, None, :]
     counts = np.bincount(lab[core3d & (lab > 0)], minlength=n + 1)
     counts[0] = 0
     if counts.max() == 0:
@@ -223,36 +259,39 @@ def label_vertebrae(image: Image, *, contrast: str = "auto", lowest_level: str |
     det = detect_bodies(image, contrast)
     n = len(det.bodies)
     ev = dict(det.evidence)
-    below = ev["image_below_lowest_disc_mm"]
-    sacrum_in_view = below >= SACRUM_VIEW_MM
-    ev["sacrum_in_view"] = bool(sacrum_in_view)
+    tilts = np.asarray(ev["disc_tilts_deg"], float)
+    lumbosacral = bool(tilts.size >= 3 and np.isfinite(tilts[-1]) and tilts[-1] >= MIN_LS_TILT_DEG
+                       and tilts[-1] - np.nanmedian(tilts[:-1]) >= MIN_LS_TILT_JUMP_DEG)
+    ev["lowest_disc_is_lumbosacral"] = lumbosacral
     pitches = np.diff(det.disc_points[:, 0])
     regular = pitches.size >= 3 and float(np.std(pitches) / np.mean(pitches)) <= MAX_PITCH_CV
-    complete = n == ev["discs_found"] - 1
+    n_gaps = ev["discs_found"] - 1
+    complete = n >= n_gaps - 1  # at most one gap without a segmented body (names follow the disc count)
     ev["pitch_cv"] = round(float(np.std(pitches) / np.mean(pitches)), 3) if pitches.size else None
-    ev["every_gap_has_a_body"] = bool(complete)
+    ev["gaps_without_a_body"] = int(n_gaps - n)
     if lowest_level is not None:
-        names = _names_from(str(lowest_level).upper(), n)
+        names = _names_from(str(lowest_level).upper(), n_gaps)
         ev["naming"] = f"from lowest_level={lowest_level} (user)"
         naming_conf = 1.0
-    elif not (regular and complete and n >= 4):
+    elif not (regular and complete and n_gaps >= 4):
         raise AmbiguousLevelsError(
             f"{n} vertebral bodies between {ev['discs_found']} discs found, but the disc sequence is irregular or "
-            "incomplete (pitch CV {}, a gap without a body: {}): the levels cannot be counted safely; give "
+            "incomplete (pitch CV {}, gaps without a body: {}): the levels cannot be counted safely; give "
             "lowest_level (--lowest-level), the level of the body directly above the lowest disc".format(
-                ev["pitch_cv"], not complete), ev)
-    elif sacrum_in_view:
-        names = _names_from("L5", n)
-        ev["naming"] = "count upwards from the lowest disc, taken as L5/S1 (sacrum below it in view)"
-        naming_conf = float(np.clip(below / 30.0, 0.5, 1.0))
+                ev["pitch_cv"], n_gaps - n), ev)
+    elif lumbosacral:
+        names = _names_from("L5", n_gaps)
+        ev["naming"] = "count upwards from the lumbosacral disc (lowest disc, tilted like the sacral endplate)"
+        naming_conf = float(np.clip((tilts[-1] - np.nanmedian(tilts[:-1])) / (2 * MIN_LS_TILT_JUMP_DEG), 0.5, 1))
     else:
         raise AmbiguousLevelsError(
-            f"{n} vertebral bodies found but the sacrum is not in view ({below:.0f} mm of image below the lowest "
-            "disc): the levels cannot be counted; give lowest_level (--lowest-level), the level of the body "
-            "directly above the lowest disc", ev)
+            f"{n} vertebral bodies found but the lumbosacral disc is not recognised (lowest disc tilt "
+            f"{tilts[-1]:.0f} deg, the others' median {np.nanmedian(tilts[:-1]):.0f} deg): the sacrum may be out of "
+            "view; give lowest_level (--lowest-level), the level of the body directly above the lowest disc", ev)
     labels = np.zeros(det.grid.data.shape, dtype=np.uint8)
     confidences = {}
-    for mask, name, c in zip(det.bodies, names, det.body_confidence, strict=True):
+    named = [names[g] for g in det.body_gaps]
+    for mask, name, c in zip(det.bodies, named, det.body_confidence, strict=True):
         labels[mask & (labels == 0)] = LEVEL_CODES[name]
         confidences[name] = round(float(c * naming_conf), 3)
     out = det.grid.to_source(labels)
@@ -260,7 +299,7 @@ def label_vertebrae(image: Image, *, contrast: str = "auto", lowest_level: str |
         "LabelConvention": "spineps-instance",
         "VertebraLabelling": {
             "method": "osteomri classical (canal centreline, disc profile, 3-D body growing)",
-            "levels": names, "codes": {nm: LEVEL_CODES[nm] for nm in names},
+            "levels": named, "codes": {nm: LEVEL_CODES[nm] for nm in named},
             "confidence": confidences, "evidence": ev,
             "lowest_level": lowest_level, "automatic": True,
         },

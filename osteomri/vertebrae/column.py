@@ -34,6 +34,7 @@ class Column:
     discs: np.ndarray  # (n_d,) rows of the disc centres along the centreline
     score: float  # periodicity of the profile (peak prominence relative to its spread)
     path_strength: float
+    disc_below_cut: bool = False  # a disc-like peak below the lowest disc, too near the image edge to confirm
 
 
 def _best_path(cost: np.ndarray, max_step: int = 1) -> np.ndarray:
@@ -101,14 +102,68 @@ def _profile_column(smooth: np.ndarray, path: np.ndarray, polarity: int, path_st
     ss = np.arange(n_s)[:, None] + offsets[None, :] * normal[:, 0:1]
     aa = a[:, None] + offsets[None, :] * normal[:, 1:2]
     vals = ndimage.map_coordinates(smooth, [ss.ravel(), aa.ravel()], order=1, mode="nearest").reshape(ss.shape)
-    profile = polarity * vals.mean(axis=1)
-    profile = profile - ndimage.uniform_filter1d(profile, 41, mode="nearest")
+    raw = polarity * vals.mean(axis=1)
+    profile = raw - ndimage.uniform_filter1d(raw, 41, mode="nearest")
     spread = np.std(profile) + 1e-9
-    peaks, props = signal.find_peaks(profile, distance=int(MIN_PITCH_MM * 0.8), prominence=0.5 * spread)
-    if peaks.size < 2:
+    peaks, props = signal.find_peaks(profile, distance=int(MIN_PITCH_MM * 0.6), prominence=0.3 * spread)
+    found = peaks
+    keep = [i for i, p in enumerate(peaks) if _is_disc(raw, int(p), spread)]
+    peaks, prom = peaks[keep], props["prominences"][keep]
+    chain = _regular_chain(peaks, prom)
+    if len(chain) < 2:
         return None
-    pitch = np.diff(peaks)
-    ok = (pitch >= MIN_PITCH_MM * 0.8) & (pitch <= MAX_PITCH_MM)
-    regular = float(np.mean(ok))
-    score = float(np.median(props["prominences"]) / spread) * regular * min(peaks.size, 6)
-    return Column(polarity, a, normal, profile, peaks.astype(float), score, path_strength)
+    all_peaks = found
+    peaks, prom = peaks[chain], prom[chain]
+    score = float(np.median(prom) / spread) * min(peaks.size, 6)
+    pitch = float(np.median(np.diff(peaks)))
+    below = [p for p in all_peaks if 0.7 * pitch <= p - peaks[-1] <= 1.4 * pitch and p + 15 > n_s
+             and raw[p] - np.median(raw[max(0, p - 20):p - 7]) >= 0.4 * spread]
+    return Column(polarity, a, normal, profile, peaks.astype(float), score, path_strength, bool(below))
+
+
+def _is_disc(raw: np.ndarray, p: int, spread: float) -> bool:
+    """A disc has a vertebral body on both sides: the profile drops on either side by a similar amount.
+
+    A step (the last body followed by soft tissue, or the image edge) is not a disc."""
+    n = raw.size
+    if p - 14 < 0 or p + 15 > n:  # at least 7 mm of body seen beyond the disc on each side
+        return False
+    above, below = np.median(raw[max(0, p - 20):p - 7]), np.median(raw[p + 8:min(n, p + 21)])
+    drop_above, drop_below = raw[p] - above, raw[p] - below
+    if min(drop_above, drop_below) < 0.4 * spread:
+        return False
+    return min(drop_above, drop_below) >= 0.25 * max(drop_above, drop_below)
+
+
+def _regular_chain(peaks: np.ndarray, prom: np.ndarray) -> list[int]:
+    """Indices of the longest sequence of peaks with vertebral spacing (20–55 mm, neighbours' spacing within
+    a factor 1.4 of each other), ties broken by summed prominence (dynamic programming over pairs)."""
+    n = peaks.size
+    if n < 2:
+        return list(range(n))
+    best: dict[tuple[int, int], tuple[int, float]] = {}
+    back: dict[tuple[int, int], tuple[int, int] | None] = {}
+    for j in range(n):
+        for i in range(j):
+            d = peaks[j] - peaks[i]
+            if not MIN_PITCH_MM <= d <= MAX_PITCH_MM:
+                continue
+            score, prev = (2, float(prom[i] + prom[j])), None
+            for h in range(i):
+                if (h, i) not in best:
+                    continue
+                ratio = d / (peaks[i] - peaks[h])
+                if not 1 / 1.4 <= ratio <= 1.4:
+                    continue
+                cand = (best[(h, i)][0] + 1, best[(h, i)][1] + float(prom[j]))
+                if cand > score:
+                    score, prev = cand, (h, i)
+            best[(i, j)], back[(i, j)] = score, prev
+    if not best:
+        return [int(np.argmax(prom))]
+    key = max(best, key=best.get)
+    chain = [key[1], key[0]]
+    while back[key] is not None:
+        key = back[key]
+        chain.append(key[0])
+    return sorted(chain)

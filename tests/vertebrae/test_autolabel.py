@@ -67,7 +67,7 @@ def test_labelled_case_has_confidence_and_evidence(shared_data):
     assert out is not None  # vb3_03: sacrum region in view, regular discs -> labelled
     info = out.meta["VertebraLabelling"]
     assert set(LUMBAR) <= set(info["confidence"]) and all(0 <= c <= 1 for c in info["confidence"].values())
-    assert info["evidence"]["sacrum_in_view"] and info["automatic"]
+    assert info["evidence"]["lowest_disc_is_lumbosacral"] and info["automatic"]
     assert out.data.dtype == np.uint8 and out.data.shape == out.data.shape
 
 
