@@ -11,14 +11,16 @@ Method
 2. On the mid-sagittal slab (±4 mm) the spinal canal's centreline and the disc profile in front of it are found
    (:mod:`~osteomri.vertebrae.column`) for the contrast's polarity (bright discs on water/T2w/PD, dark discs on
    T1w/fat/PDFF; ``auto`` tries both and keeps the more periodic profile).
-3. Each body between two consecutive discs is grown in 3-D from its centre: voxels whose smoothed intensity is
-   closer to the body's than to the discs' (so the discs and the CSF stop it), inside a body-shaped prior
-   (between the two disc planes, at most 26 mm either side of the midline and 8–52 mm in front of the canal
-   centre), opened by a 2-mm ball to cut thin bridges to muscle and vessels, the component holding the centre.
-4. Naming counts upwards from the lowest disc, which is taken to be L5/S1 only when the lumbosacral evidence
-   holds: at least :data:`SACRUM_VIEW_MM` of image below it (so the sacrum is in view) and no further disc
-   below it. Otherwise the count is ambiguous and :class:`AmbiguousLevelsError` asks for ``lowest_level``
-   instead of guessing; ``lowest_level`` names the body directly above the lowest disc found.
+3. Each body between two consecutive discs is segmented in 3-D by a marker-controlled watershed of the gradient
+   magnitude (Beucher & Meyer 1993) between its core (middle third between the discs, near the midline) and
+   what cannot be body (outside a body-shaped prior: between the two disc planes, at most 30 mm either side of
+   the midline, 6–52 mm in front of the canal centre; or intensities on the disc/CSF side, or far darker), then
+   opened, and each sagittal slice replaced by its convex hull (bodies are convex to a good approximation).
+4. Naming counts upwards from the lumbosacral disc: the first disc from the top tilted like the sacral endplate
+   (>= 18 deg, and >= 12 deg more than the discs above it; sacral slope, Legaye et al. 1998). Discs below it are
+   sacral and not counted. Without it (sacrum out of view, or not recognised), with an irregular disc spacing,
+   or with fewer than four vertebral gaps, :class:`AmbiguousLevelsError` asks for ``lowest_level`` instead of
+   guessing; ``lowest_level`` names the body directly above the lowest disc found.
 
 Limits: lumbosacral transitional anatomy (L6, sacralised L5) cannot be told from a lumbar field of view alone;
 the count from the sacrum then names the lowest mobile vertebra L5. Give ``lowest_level`` when the thorax is
@@ -31,7 +33,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 from scipy import ndimage
-from skimage import segmentation
+from skimage import morphology, segmentation
 
 from osteomri.errors import InputError
 from osteomri.io.image import Image
@@ -206,8 +208,12 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
     if counts.max() == 0:
         return None, 0.0
     body = lab == int(np.argmax(counts))
-    body = ndimage.binary_closing(body, structure=_ball(2))
-    body = ndimage.binary_fill_holes(body)
+    # vertebral bodies are convex to a good approximation: the hull of each sagittal slice fills the holes that
+    # the basivertebral vein and marrow heterogeneity leave
+    for k in range(body.shape[2]):
+        if body[:, :, k].sum() >= 10:
+            body[:, :, k] = morphology.convex_hull_image(body[:, :, k]) & prior2d
+    body = ndimage.binary_opening(body, structure=_ball(1))
     volume_ml = body.sum() * float(np.prod(spacing)) / 1000
     if volume_ml < MIN_BODY_ML:
         return None, 0.0
@@ -260,9 +266,21 @@ def label_vertebrae(image: Image, *, contrast: str = "auto", lowest_level: str |
     n = len(det.bodies)
     ev = dict(det.evidence)
     tilts = np.asarray(ev["disc_tilts_deg"], float)
-    lumbosacral = bool(tilts.size >= 3 and np.isfinite(tilts[-1]) and tilts[-1] >= MIN_LS_TILT_DEG
-                       and tilts[-1] - np.nanmedian(tilts[:-1]) >= MIN_LS_TILT_JUMP_DEG)
+    # the lumbosacral disc: the first disc from the top tilted like the sacral endplate, markedly more than
+    # the discs above it; anything below it is sacral (S1/S2 remnants) and is not counted
+    ls_index = next((i for i in range(3, tilts.size) if np.isfinite(tilts[i]) and tilts[i] >= MIN_LS_TILT_DEG
+                     and tilts[i] - np.nanmedian(tilts[:i]) >= MIN_LS_TILT_JUMP_DEG), None)
+    lumbosacral = ls_index is not None
     ev["lowest_disc_is_lumbosacral"] = lumbosacral
+    if lumbosacral and lowest_level is None:
+        ev["sacral_discs_ignored"] = int(tilts.size - 1 - ls_index)
+        keep = [i for i, g in enumerate(det.body_gaps) if g < ls_index]
+        det = Detection(det.grid, det.column, [det.bodies[i] for i in keep], [det.body_rows[i] for i in keep],
+                        [det.body_gaps[i] for i in keep], det.disc_points[:ls_index + 1],
+                        [det.body_confidence[i] for i in keep], det.evidence)
+        tilts = tilts[:ls_index + 1]
+        n = len(det.bodies)
+        ev["discs_found"] = ls_index + 1
     pitches = np.diff(det.disc_points[:, 0])
     regular = pitches.size >= 3 and float(np.std(pitches) / np.mean(pitches)) <= MAX_PITCH_CV
     n_gaps = ev["discs_found"] - 1

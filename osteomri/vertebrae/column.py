@@ -116,7 +116,7 @@ def _profile_column(smooth: np.ndarray, path: np.ndarray, polarity: int, path_st
     peaks, prom = peaks[chain], prom[chain]
     score = float(np.median(prom) / spread) * min(peaks.size, 6)
     pitch = float(np.median(np.diff(peaks)))
-    below = [p for p in all_peaks if 0.7 * pitch <= p - peaks[-1] <= 1.4 * pitch and p + 15 > n_s
+    below = [p for p in all_peaks if 0.7 * pitch <= p - peaks[-1] <= 1.4 * pitch and p + 12 > n_s
              and raw[p] - np.median(raw[max(0, p - 20):p - 7]) >= 0.4 * spread]
     return Column(polarity, a, normal, profile, peaks.astype(float), score, path_strength, bool(below))
 
@@ -126,7 +126,7 @@ def _is_disc(raw: np.ndarray, p: int, spread: float) -> bool:
 
     A step (the last body followed by soft tissue, or the image edge) is not a disc."""
     n = raw.size
-    if p - 14 < 0 or p + 15 > n:  # at least 7 mm of body seen beyond the disc on each side
+    if p - 14 < 0 or p + 12 > n:  # at least 4-7 mm of body seen beyond the disc on each side
         return False
     above, below = np.median(raw[max(0, p - 20):p - 7]), np.median(raw[p + 8:min(n, p + 21)])
     drop_above, drop_below = raw[p] - above, raw[p] - below
