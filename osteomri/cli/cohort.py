@@ -29,12 +29,15 @@ def run(
     preset: str = typer.Option("spineps", "--preset", help="Label convention of the label maps."),
     roi: str = typer.Option("paper", "--roi", help="ROI strategy (paper, body, ...)."),
     connect_timeout: float = typer.Option(30.0, "--connect-timeout", help="Seconds to wait for --scheduler."),
+    lowest_level: str = typer.Option(None, "--lowest-level", help="Exams without labels: level of the body above "
+                                     "the lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
     """Run every exam of DATASET; skip those already complete; record failures in OUT/errors.tsv."""
     from osteomri.pipeline.cohort import run_cohort
     from osteomri.pipeline.dataset import discover_exams
 
-    specs = discover_exams(dataset, label_preset=preset, roi=roi)
+    auto = {"autolabel": {"lowest_level": lowest_level} if lowest_level else {}}  # exams without labels (#14)
+    specs = discover_exams(dataset, label_preset=preset, roi=roi, options=auto)
     where = f"scheduler {scheduler}" if scheduler else f"local cluster, {workers} worker(s)"
     err_console.print(f"{len(specs)} exams from {dataset.name} on {where}", highlight=False)
     progress = Progress(TextColumn("[bold]cohort"), BarColumn(), MofNCompleteColumn(),

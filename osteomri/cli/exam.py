@@ -41,6 +41,8 @@ def exam(
     preset: str = typer.Option("spineps", help="Label convention of --labels."),
     roi: str = typer.Option("paper", help="ROI strategy (paper, body, ...)."),
     clinical: list[str] = typer.Option([], help="Clinical column KEY=VALUE (repeatable)."),
+    lowest_level: str = typer.Option(None, "--lowest-level", help="Without --labels: level of the body above the "
+                                     "lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -53,7 +55,9 @@ def exam(
             raise InputError(f"--{name}: file not found: {path}")
     if not any(given.values()):
         raise InputError("give at least one input image (--megre, --pdff/--r2star, --t1w or --dwi)")
-    spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical))
+    auto = {} if labels else {"autolabel": {"lowest_level": lowest_level} if lowest_level else {}}  # issue #14
+    spec = ExamSpec(exam_id, **given, bvals=bvals, label_preset=preset, roi=roi, clinical=_parse_clinical(clinical),
+                    options=auto)
     n = sum(1 for s in STAGES if s.applies(spec))
     with stage_progress(n, exam_id) as cb:
         result = run_exam(spec, out_dir=out, progress=cb)

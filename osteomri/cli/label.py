@@ -79,31 +79,11 @@ def label(
 
 
 def qc_png(image, labels, path: Path) -> None:
-    """Mid-sagittal image with the body outlines and level names beside them (superior up, anterior left)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
+    """The QC figure (:func:`osteomri.report.figures_autolabel.autolabel_figure`) as a PNG."""
     import matplotlib.pyplot as plt
 
-    from osteomri.io.orientation import sagittal_view
-    from osteomri.vertebrae.labels import CODE_LEVELS
+    from osteomri.report.figures_autolabel import autolabel_figure
 
-    data = np.asarray(image.data)
-    while data.ndim > 3:
-        data = data[..., 0]
-    sl, index, extent = sagittal_view(np.abs(data) if np.iscomplexobj(data) else data, image.affine)
-    lab, _, _ = sagittal_view(np.asarray(labels.data), labels.affine, index)
-    h, w = lab.shape
-    aspect = (extent[3] / h) / (extent[1] / w)  # mm per row / mm per column
-    fig, ax = plt.subplots(figsize=(5, 6), dpi=120)
-    ax.imshow(sl, cmap="gray", aspect=aspect)
-    for code in np.unique(lab[lab > 0]):
-        m = lab == code
-        ax.contour(m, levels=[0.5], colors="yellow", linewidths=0.8)
-        rows, cols = np.nonzero(m)
-        ax.text(max(cols.min() - 4, 1), rows.mean(), CODE_LEVELS[int(code)], color="yellow", fontsize=9,
-                ha="right", va="center", fontweight="bold")
-    ax.set_axis_off()
-    ax.set_title("automatic vertebra labels", fontsize=9)
+    fig = autolabel_figure(image, labels)
     fig.savefig(path, format="png", bbox_inches="tight")
     plt.close(fig)

@@ -72,6 +72,8 @@ class ExamContext:
     def input(self, name: str) -> Image:
         """Load (once) the input ``name`` of the spec."""
         if name not in self.images:
+            if getattr(self.spec, name) is None:
+                raise InputError(f"no {name}: none given and none found automatically (see the autolabel stage)")
             self.images[name] = load_image(getattr(self.spec, name))
         return self.images[name]
 
@@ -237,6 +239,8 @@ def run_screening(spec: ExamSpec, ctx: ExamContext) -> str:
 
 
 _MAP_STAGES = ("waterfat", "vendor_maps", "t1w", "ivim")
+# automatic labels when the exam has none (issue #14): the stage logic lives in its own module
+from osteomri.pipeline.autolabel_stage import autolabel_applies, labels_available, run_autolabel  # noqa: E402
 
 STAGES: tuple[Stage, ...] = (
     Stage("waterfat", lambda s: s.megre is not None, ("osteomri.waterfat",), run_waterfat),
@@ -244,11 +248,13 @@ STAGES: tuple[Stage, ...] = (
           ("osteomri.io.nifti",), run_vendor_maps),
     Stage("t1w", lambda s: s.t1w is not None, ("osteomri.io.nifti",), run_t1w),
     Stage("ivim", lambda s: s.dwi is not None, ("osteomri.ivim", "osteomri.io.bvals"), run_ivim),
-    Stage("measure", lambda s: s.labels is not None, ("osteomri.vertebrae.measure",), run_measure,
+    Stage("autolabel", autolabel_applies, ("osteomri.vertebrae.autolabel",), run_autolabel,
+          needs=(("waterfat", "vendor_maps", "t1w"),)),
+    Stage("measure", labels_available, ("osteomri.vertebrae.measure",), run_measure,
           needs=(_MAP_STAGES,)),
-    Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,
+    Stage("vbq", lambda s: labels_available(s) and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,
           needs=(("t1w",),)),
-    Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
+    Stage("screening", lambda s: labels_available(s) and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
           ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening,
           needs=(("measure",), ("waterfat", "vendor_maps"))),
 )

@@ -75,6 +75,9 @@ def find_column(slab: np.ndarray, polarity: int, n_paths: int = 4) -> Column | N
     skin = np.where(body.any(axis=1), n_a - 1 - np.argmax(body[:, ::-1], axis=1), n_a - 1)
     skin = ndimage.median_filter(skin, 31, mode="nearest")
     cost[cols > (skin[:, None] - 40)] = 0
+    front = np.where(body.any(axis=1), np.argmax(body, axis=1), 0)  # and the anterior wall: not the canal either
+    front = ndimage.median_filter(front, 31, mode="nearest")
+    cost[cols < (front[:, None] + 25)] = 0
     found: list[Column] = []
     for _ in range(n_paths):
         path = _best_path(cost - 0.05)
@@ -114,11 +117,24 @@ def _profile_column(smooth: np.ndarray, path: np.ndarray, polarity: int, path_st
         return None
     all_peaks = found
     peaks, prom = peaks[chain], prom[chain]
+    # an end of the chain weaker than the discs inside it is an endplate against soft tissue, not a disc
+    drops = np.array([_min_drop(raw, int(p)) for p in peaks])
+    while peaks.size > 3 and drops[-1] < 0.4 * np.median(drops[1:-1]):
+        peaks, prom, drops = peaks[:-1], prom[:-1], drops[:-1]
+    while peaks.size > 3 and drops[0] < 0.4 * np.median(drops[1:-1]):
+        peaks, prom, drops = peaks[1:], prom[1:], drops[1:]
     score = float(np.median(prom) / spread) * min(peaks.size, 6)
     pitch = float(np.median(np.diff(peaks)))
     below = [p for p in all_peaks if 0.7 * pitch <= p - peaks[-1] <= 1.4 * pitch and p + 12 > n_s
              and raw[p] - np.median(raw[max(0, p - 20):p - 7]) >= 0.4 * spread]
     return Column(polarity, a, normal, profile, peaks.astype(float), score, path_strength, bool(below))
+
+
+def _min_drop(raw: np.ndarray, p: int) -> float:
+    n = raw.size
+    above = np.median(raw[max(0, p - 20):max(1, p - 7)])
+    below = np.median(raw[min(n - 1, p + 8):min(n, p + 21)]) if p + 8 < n else above
+    return float(min(raw[p] - above, raw[p] - below))
 
 
 def _is_disc(raw: np.ndarray, p: int, spread: float) -> bool:
