@@ -14,7 +14,7 @@ Method
 3. Each body between two consecutive discs is segmented in 3-D by a marker-controlled watershed of the gradient
    magnitude (Beucher & Meyer 1993) between its core (middle third between the discs, near the midline) and
    what cannot be body (outside a body-shaped prior: between the two disc planes, at most 30 mm either side of
-   the midline, 6–52 mm in front of the canal centre; or intensities on the disc/CSF side, or far darker), then
+   the midline, 5–62 mm in front of the canal centre; or intensities on the disc/CSF side, or far darker), then
    opened, and each sagittal slice replaced by its convex hull (bodies are convex to a good approximation).
 4. Naming counts upwards from the lumbosacral disc: the first disc from the top tilted like the sacral endplate
    (>= 18 deg, and >= 12 deg more than the discs above it; sacral slope, Legaye et al. 1998). Discs below it are
@@ -42,12 +42,12 @@ from osteomri.vertebrae.discs import normalise, ridge_map
 from osteomri.vertebrae.labels import CODE_LEVELS, LEVEL_CODES, SPINE_ORDER
 from osteomri.vertebrae.spinegrid import SpineGrid, spine_grid
 
-CONTRASTS = {"auto": (1, -1), "water": (1,), "t2w": (1, -1), "pd": (1,), "t1w": (-1,), "fat": (-1,),
+CONTRASTS = {"auto": (1, -1), "water": (1,), "t2w": (1,), "pd": (1,), "t1w": (-1,), "fat": (-1,),
              "pdff": (-1,)}
 SLAB_HALF_MM = 4.0
 SACRUM_VIEW_MM = 12.0
 BODY_LR_HALF_MM = 30.0
-BODY_AP_MM = (6.0, 52.0)  # anterior offsets from the canal centre that may hold the body
+BODY_AP_MM = (5.0, 62.0)  # anterior offsets from the canal centre that may hold the body
 MIN_BODY_ML = 4.0
 MIN_LS_TILT_DEG = 18.0  # the lumbosacral disc follows the sacral slope (typically 30-50 deg; Legaye et al. 1998)
 MIN_LS_TILT_JUMP_DEG = 12.0  # ... and is markedly more tilted than the lumbar discs above it
@@ -191,7 +191,7 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
     # CSF (towards the disc level), and far darker/brighter tissue; the boundary settles on the strongest
     # edge between them, the cortical rim (Beucher & Meyer 1993, marker-controlled watershed)
     outside = ~(prior2d[:, :, None] & (np.abs(lr_mm) <= BODY_LR_HALF_MM)[None, None, :])
-    not_body = (towards_disc > 0.6 * contrast) | (towards_disc < -max(0.8 * contrast, 5 * spread))
+    not_body = (towards_disc > max(0.6 * contrast, 2.5 * spread)) | (towards_disc < -max(0.8 * contrast, 5 * spread))
     markers = np.zeros(sub.shape, dtype=np.int32)
     markers[outside | not_body] = 2
     markers[core3d & ~not_body] = 1

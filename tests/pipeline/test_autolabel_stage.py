@@ -57,3 +57,18 @@ def test_autolabel_applies_only_without_labels_and_when_asked():
     assert not stage.applies(ExamSpec("sub-01", t1w="t1.nii.gz", labels="l.nii.gz", options={"autolabel": {}}))
     assert not stage.applies(ExamSpec("sub-01", dwi="dwi.nii.gz", options={"autolabel": {}}))
     np.testing.assert_equal(stage.modules, ("osteomri.vertebrae.autolabel",))
+
+
+def test_ambiguous_count_fails_the_stage_and_asks_for_the_lowest_level(tmp_path):
+    """The phantom's sacrum is a lumbar-like box (no sacral slope): the count is ambiguous, so the stage fails
+    with one line asking for lowest_level, and no per-vertebra value is produced (never a silent guess)."""
+    from osteomri.io import save_nifti
+    from osteomri.phantom import make_spine_phantom
+    from osteomri.pipeline.spec import ExamSpec
+
+    ph = make_spine_phantom(shape=(8, 96, 128), voxel_size_mm=(4.0, 2.2, 2.25), seed=2)
+    ff = save_nifti(ph.maps["pdff_percent"], tmp_path / "ff.nii.gz", sidecar={"Units": "percent"})
+    result = run_exam(ExamSpec("sub-01", pdff=ff, options={"autolabel": {}}))
+    status = {r.stage: (r.status, r.message) for r in result.stages}
+    assert status["autolabel"][0] == "failed" and "lowest_level" in status["autolabel"][1]
+    assert status["measure"][0] != "done" and (result.vertebrae is None or not len(result.vertebrae))

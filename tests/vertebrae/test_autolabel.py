@@ -111,8 +111,6 @@ def test_orientation_is_read_from_the_affine(shared_data):
     assert agree > 0.97, agree
 
 
-@pytest.mark.xfail(strict=True, reason="known defect: the sacrum is not recognised, only 'image below the lowest "
-                   "disc' is measured, so a field of view cut through L5 is named as if L5/S1 were in view")
 def test_sacrum_cut_off_is_flagged_not_guessed():
     phantom = crop_si(make_spine_phantom(), (-75.0, 95.0))  # cut through L5 and T12: no sacrum in view
     water = phantom.maps["pd"].with_data(phantom.maps["pd"].data * (1 - phantom.maps["pdff_percent"].data / 100))
