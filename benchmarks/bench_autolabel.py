@@ -17,6 +17,7 @@ CHILD = r"""
 import json, resource, sys, time
 import numpy as np
 from osteomri.io import load_image
+from osteomri.errors import InputError
 from osteomri.vertebrae.autolabel import AmbiguousLevelsError, label_vertebrae
 img, lab, contrast = sys.argv[1], sys.argv[2], sys.argv[3]
 image = load_image(img); truth = np.asarray(load_image(lab).data)
@@ -25,6 +26,8 @@ try:
     pred = np.asarray(label_vertebrae(image, contrast=contrast).data); flagged = False
 except AmbiguousLevelsError:
     pred = None; flagged = True
+except InputError as exc:
+    pred = None; flagged = "error: " + str(exc)
 sec = time.perf_counter() - t
 right, dice = 0, {}
 if pred is not None:

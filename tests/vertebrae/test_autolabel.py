@@ -45,6 +45,9 @@ def _flagged_or_right(shared_data, name):
     except AmbiguousLevelsError as exc:
         assert "lowest_level" in str(exc) and exc.evidence["discs_found"] >= 0
         return None
+    except InputError as exc:  # nothing segmented: an error, no label map (safe, reported)
+        assert "vertebral body" in str(exc) or "column" in str(exc)
+        return None
     right, _ = _score(np.asarray(out.data), truth)
     assert right == 5, f"{name}: {5 - right} lumbar bodies silently mislabelled"
     return out
@@ -71,15 +74,15 @@ def test_labelled_case_has_confidence_and_evidence(shared_data):
     assert out.data.dtype == np.uint8 and out.data.shape == out.data.shape
 
 
-@pytest.mark.xfail(strict=True, reason="issue #14 targets not met yet: most visible cases are flagged "
-                   "(levels) and body Dice is about 0.7-0.8, below 0.90")
+@pytest.mark.xfail(strict=True, reason="issue #14 targets not met yet: 19 of 60 visible L1-L5 bodies labelled "
+                   "(the rest flagged, none mislabelled), body Dice 0.74-0.86 (median about 0.82), below 0.90")
 def test_issue_targets_on_visible_cases(shared_data):
     right_total, dice_all = 0, []
     for name in ALL_CASES:
         image, truth = _case(shared_data, name)
         try:
             out = label_vertebrae(image, contrast=_contrast(name))
-        except AmbiguousLevelsError:
+        except InputError:  # flagged (AmbiguousLevelsError) or nothing segmented: counts as not right
             continue
         right, dice = _score(np.asarray(out.data), truth)
         right_total += right
@@ -153,3 +156,54 @@ def test_phantom_variants_change_the_anatomy_as_asked():
     assert disc.sum() < 0.7 * base.mask("disc").sum()
     with pytest.raises(InputError):
         make_spine_phantom(n_lumbar=7)
+
+
+def _water(phantom):
+    return phantom.maps["pd"].with_data(phantom.maps["pd"].data * (1 - phantom.maps["pdff_percent"].data / 100))
+
+
+def _phantom_score(phantom, labels):
+    body = phantom.mask("marrow", "cortex", "endplate", "basivertebral_vein")
+    right, dice = 0, []
+    for level in ("L1", "L2", "L3", "L4", "L5"):
+        truth = (phantom.levels.data == LEVEL_IDS[level]) & body
+        vals, counts = np.unique(labels[truth], return_counts=True)
+        right += int(vals[np.argmax(counts)] == LEVEL_IDS[level])
+        pred = labels == LEVEL_IDS[level]
+        dice.append(2 * float((truth & pred).sum()) / float(truth.sum() + pred.sum()))
+    return right, dice
+
+
+def test_default_phantom_with_lowest_level_is_labelled_right():
+    phantom = make_spine_phantom()
+    out = label_vertebrae(_water(phantom), contrast="water", lowest_level="L5")
+    right, dice = _phantom_score(phantom, np.asarray(out.data))
+    assert right == 5 and np.median(dice) >= 0.90, dice
+
+
+VARIANTS = {
+    "lordosis": {"lordosis_mm": 14.0}, "scoliosis": {"scoliosis_mm": 8.0}, "four_lumbar": {"n_lumbar": 4},
+    "six_lumbar": {"n_lumbar": 6}, "wedge_L2": {"wedge_fracture": {"L2": 0.4}},
+    "degenerated_discs": {"degenerated_discs": True, "disc_height_mm": 5.0},
+    "fatty_marrow": {"level_truth": {lv: {"pdff_percent": 80.0} for lv in LUMBAR}},
+    "red_marrow": {"level_truth": {lv: {"pdff_percent": 15.0} for lv in LUMBAR}},
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("variant", sorted(VARIANTS))
+@pytest.mark.parametrize("contrast", ["water", "t1w"])
+def test_phantom_variants_are_flagged_or_labelled_right(variant, contrast):
+    """The phantom's sacrum is a lumbar-like box without sacral slope, so the count from the sacrum is
+    ambiguous: every variant must be flagged (or, if ever named, named right) — never a silent off-by-one."""
+    phantom = make_spine_phantom(**VARIANTS[variant])
+    image = _water(phantom) if contrast == "water" else phantom.maps["t1w_signal"]
+    try:
+        out = label_vertebrae(image, contrast=contrast)
+    except AmbiguousLevelsError:
+        return
+    except InputError as exc:  # nothing segmented: an error, not a label map
+        assert "vertebral body" in str(exc) or "column" in str(exc)
+        return
+    right, _ = _phantom_score(phantom, np.asarray(out.data))
+    assert right == 5 - (variant == "four_lumbar")
