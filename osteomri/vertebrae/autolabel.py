@@ -99,13 +99,15 @@ def detect_bodies(image: Image, contrast: str = "auto") -> Detection:
     mid = 0.5 * (BODY_AP_MM[0] + BODY_AP_MM[1]) * 0.5
     disc_pts = np.stack([rows + mid * column.normal[rows, 0], column.canal_a[rows] + mid * column.normal[rows, 1]],
                         axis=1)
+    geo = _refine_discs(slab, column, rows)
+    disc_pts = geo[:, :2] + np.array([0.0, 10.0])  # reported near the posterior third of the disc, as before
     smooth = ndimage.gaussian_filter(vol, (1.0, 1.0, 1.0 / grid.spacing_mm[2]))
     bodies, body_rows, conf, gaps = [], [], [], []
     for gap, (upper, lower) in enumerate(zip(rows[:-1], rows[1:], strict=True)):
         pitch = lower - upper
         if not 18 <= pitch <= 60:
             continue
-        mask, c = _grow_body(smooth, column, int(upper), int(lower), centre, grid.spacing_mm)
+        mask, c = _grow_body(smooth, column, int(upper), int(lower), centre, grid.spacing_mm, geo[gap], geo[gap + 1])
         if mask is None:
             continue
         bodies.append(mask)
@@ -145,13 +147,43 @@ def _disc_tilts(slab: np.ndarray, column: Column, disc_pts: np.ndarray) -> list[
     return out
 
 
+def _refine_discs(slab: np.ndarray, column: Column, rows: np.ndarray) -> np.ndarray:
+    """Each disc's centre and normal on the slab, ``(s, a, n_s, n_a)``: the strongest plate ridge (normal within
+    60 deg of the spine's axis) near where the profile put it, 8–45 mm in front of the canal. A tilted disc (the
+    lumbosacral one) crosses the profile band obliquely, so the profile's row alone misplaces it."""
+    strength, ns, na = ridge_map(slab, column.polarity, 3.0)
+    strength = ndimage.gaussian_filter(strength * (np.abs(ns) >= 0.5), 1.5)
+    n_s, n_a = slab.shape
+    out = []
+    for r in rows:
+        s0 = r + 22 * column.normal[r, 0]
+        lo, hi = int(max(0, s0 - 10)), int(min(n_s, s0 + 16))
+        best, arg = -1.0, None
+        for s in range(lo, hi):
+            c = column.canal_a[min(s, n_s - 1)]
+            a_lo, a_hi = int(max(0, c - 45)), int(min(n_a, c - 8))
+            if a_hi <= a_lo:
+                continue
+            k = int(np.argmax(strength[s, a_lo:a_hi]))
+            if strength[s, a_lo + k] > best:
+                best, arg = float(strength[s, a_lo + k]), (s, a_lo + k)
+        if arg is None or best <= 0:
+            arg = (int(round(s0)), int(round(column.canal_a[r] + 22 * column.normal[r, 1])))
+            normal = np.array([-column.normal[r, 1], column.normal[r, 0]])
+        else:
+            normal = np.array([ns[arg], na[arg]])
+        normal = normal if normal[0] >= 0 else -normal
+        out.append((float(arg[0]), float(arg[1]), float(normal[0]), float(normal[1])))
+    return np.asarray(out)
+
+
 def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centre_lr: int,
-               spacing: np.ndarray) -> tuple[np.ndarray | None, float]:
+               spacing: np.ndarray, top: np.ndarray, bottom: np.ndarray) -> tuple[np.ndarray | None, float]:
     """One body between the discs at rows ``upper`` and ``lower`` of the canal centreline."""
     n_s, n_a, n_l = smooth.shape
     pol = column.polarity
-    pitch = lower - upper
-    s0, s1 = max(0, upper - 10), min(n_s, lower + 11)
+    s0 = int(max(0, min(upper, top[0]) - 10))
+    s1 = int(min(n_s, max(lower, bottom[0]) + 11))
     a_lo = int(max(0, np.min(column.canal_a[s0:s1]) - BODY_AP_MM[1] - 10))
     a_hi = int(min(n_a, np.max(column.canal_a[s0:s1]) + 5))
     half_lr = int(round(BODY_LR_HALF_MM / spacing[2]))
@@ -159,19 +191,17 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
     sub = smooth[s0:s1, a_lo:a_hi, l0:l1]
     ss, aa = np.meshgrid(np.arange(s0, s1), np.arange(a_lo, a_hi), indexing="ij")
     # position relative to the two disc planes (normal = centreline tangent) and to the canal
-    def plane_side(row: int) -> np.ndarray:
-        t = np.array([-column.normal[row, 1], column.normal[row, 0]])  # tangent (ds, da), inferior
-        if t[0] < 0:
-            t = -t
-        p = np.array([row + 22 * column.normal[row, 0], column.canal_a[row] + 22 * column.normal[row, 1]])
-        return (ss - p[0]) * t[0] + (aa - p[1]) * t[1]
+    def plane_side(disc: np.ndarray) -> np.ndarray:  # signed distance (mm) below the disc's mid-plane
+        return (ss - disc[0]) * disc[2] + (aa - disc[1]) * disc[3]
 
-    between = (plane_side(upper) > 2) & (plane_side(lower) < -2)
+    pitch = float(np.hypot(bottom[0] - top[0], bottom[1] - top[1]))
+    upper_side, lower_side = plane_side(top), plane_side(bottom)
+    between = (upper_side > 2) & (lower_side < -2)
     rows_c = np.clip(ss, 0, n_s - 1)
     depth = column.canal_a[rows_c] - aa  # mm anterior of the canal centre
     prior2d = between & (depth >= BODY_AP_MM[0]) & (depth <= BODY_AP_MM[1])
     # body intensity from its core (middle third between the discs, 15-30 mm in front of the canal)
-    core2d = prior2d & (plane_side(upper) > pitch / 3) & (plane_side(lower) < -pitch / 3) & (depth >= 14) & (
+    core2d = prior2d & (upper_side > pitch / 3) & (lower_side < -pitch / 3) & (depth >= 14) & (
         depth <= 30)
     lc = centre_lr - l0
     core_vals = sub[core2d][:, max(0, lc - 3):lc + 4]
@@ -179,8 +209,7 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
         return None, 0.0
     body_level = float(np.median(core_vals))
     spread = float(np.median(np.abs(core_vals - body_level))) * 1.4826 + 1e-3
-    disc_level = float(np.median([smooth[r, int(round(column.canal_a[r] + 22 * column.normal[r, 1])),
-                                         centre_lr] for r in (upper, lower)]))
+    disc_level = float(np.median([smooth[int(d[0]), int(d[1]), centre_lr] for d in (top, bottom)]))
     contrast = pol * (disc_level - body_level)
     if contrast <= 0:
         return None, 0.0

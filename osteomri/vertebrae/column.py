@@ -153,7 +153,7 @@ def _is_disc(raw: np.ndarray, p: int, spread: float) -> bool:
 
 def _regular_chain(peaks: np.ndarray, prom: np.ndarray) -> list[int]:
     """Indices of the longest sequence of peaks with vertebral spacing (20–55 mm, neighbours' spacing within
-    a factor 1.4 of each other), ties broken by summed prominence (dynamic programming over pairs)."""
+    a factor 1.6 of each other), ties broken by summed prominence (dynamic programming over pairs)."""
     n = peaks.size
     if n < 2:
         return list(range(n))
@@ -169,7 +169,7 @@ def _regular_chain(peaks: np.ndarray, prom: np.ndarray) -> list[int]:
                 if (h, i) not in best:
                     continue
                 ratio = d / (peaks[i] - peaks[h])
-                if not 1 / 1.4 <= ratio <= 1.4:
+                if not 1 / 1.6 <= ratio <= 1.6:
                     continue
                 cand = (best[(h, i)][0] + 1, best[(h, i)][1] + float(prom[j]))
                 if cand > score:
