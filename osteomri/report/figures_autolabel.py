@@ -32,7 +32,8 @@ def autolabel_figure(image: Image, labels: Image, title: str = "automatic verteb
         ax.contour(m, levels=[0.5], colors="yellow", linewidths=0.8)
         rows, cols = np.nonzero(m)
         ax.text(max(cols.min() - 4, 1), rows.mean(), CODE_LEVELS.get(int(code), str(int(code))), color="yellow",
-                fontsize=9, ha="right", va="center", fontweight="bold")
+                fontsize=9, ha="right", va="center", fontweight="bold",
+                bbox={"facecolor": "black", "alpha": 0.6, "pad": 1.0, "edgecolor": "none"})
     ax.set_axis_off()
     ax.set_title(title, fontsize=9)
     return fig
