@@ -15,8 +15,7 @@ Method
    magnitude (Beucher & Meyer 1993) between its core (middle third between the discs, near the midline) and
    what cannot be body (outside a body-shaped prior: between the two disc planes, at most 30 mm either side of
    the midline, 5–62 mm in front of the canal centre; or intensities on the disc/CSF side, or far darker), then
-   opened, each sagittal slice replaced by its convex hull (bodies are convex to a good approximation), and
-   eroded by one voxel (the boundary found lies on the outer, partial-volume edge of the cortical rim).
+   opened, and each sagittal slice replaced by its convex hull (bodies are convex to a good approximation).
 4. Naming counts upwards from the lumbosacral disc: the first disc from the top tilted like the sacral endplate
    (>= 18 deg, and >= 12 deg more than the discs above it; sacral slope, Legaye et al. 1998). Discs below it are
    sacral and not counted. Without it (sacrum out of view, or not recognised), with an irregular disc spacing,
@@ -244,11 +243,6 @@ def _grow_body(smooth: np.ndarray, column: Column, upper: int, lower: int, centr
         if body[:, :, k].sum() >= 10:
             body[:, :, k] = morphology.convex_hull_image(body[:, :, k]) & prior2d
     body = ndimage.binary_opening(body, structure=_ball(1))
-    # the hull and the watershed line sit on the cortical rim's outer, partial-volume edge: one voxel in
-    cross = ndimage.generate_binary_structure(3, 1)
-    if spacing[2] > 1.5 * spacing[0]:  # thick sagittal slices: erode in-plane only (1 voxel = 1 mm there)
-        cross[:, :, 0] = cross[:, :, 2] = False
-    body = ndimage.binary_erosion(body, structure=cross)
     volume_ml = body.sum() * float(np.prod(spacing)) / 1000
     if volume_ml < MIN_BODY_ML:
         return None, 0.0
