@@ -38,6 +38,8 @@ def run(
     anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results, one key for the "
                                    "cohort (--anon-key-file or $OSTEOMRI_ANON_KEY): consistent pseudonyms."),
     anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
+    lowest_level: str = typer.Option(None, "--lowest-level", help="Exams without labels: level of the body above "
+                                     "the lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
     """Run every exam of DATASET; skip those already complete; record failures in OUT/errors.tsv."""
     from osteomri.cli._common import dicom_out_key
@@ -45,8 +47,10 @@ def run(
     from osteomri.pipeline.dataset import discover_exams
 
     key = dicom_out_key(anonymize, anon_key_file, dicom_out)
-    specs = discover_exams(dataset, label_preset=preset, roi=roi,
-                           options={"labels": {"resample": True}} if resample_labels else None)
+    options = {"autolabel": {"lowest_level": lowest_level} if lowest_level else {}}  # exams without labels (#14)
+    if resample_labels:
+        options["labels"] = {"resample": True}
+    specs = discover_exams(dataset, label_preset=preset, roi=roi, options=options)
     where = f"scheduler {scheduler}" if scheduler else f"local cluster, {workers} worker(s)"
     err_console.print(f"{len(specs)} exams from {dataset.name} on {where}", highlight=False)
     progress = Progress(TextColumn("[bold]cohort"), BarColumn(), MofNCompleteColumn(),

@@ -55,6 +55,8 @@ def exam(
     anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
     mrs: list[str] = typer.Option([], "--mrs", help="Marrow spectrum file(s) or folder (one multi-TE series; "
                                   "repeatable): fitted and shown beside the PDFF of its vertebra."),
+    lowest_level: str = typer.Option(None, "--lowest-level", help="Without --labels: level of the body above the "
+                                     "lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
     """Run every stage that applies to the given inputs; write maps, the per-vertebra table and a report."""
     from osteomri.pipeline.exam import run_exam
@@ -71,6 +73,8 @@ def exam(
     if not any(given.values()) and not mrs:
         raise InputError("give at least one input (--megre, --pdff/--r2star, --t1w, --dwi, --ute or --mrs)")
     options: dict = {"labels": {"resample": True}} if resample_labels else {}
+    if not labels:  # automatic labels (issue #14)
+        options["autolabel"] = {"lowest_level": lowest_level} if lowest_level else {}
     if ute_protocol is not None:
         if ute is None:
             raise InputError("--ute-protocol is used with --ute")

@@ -19,8 +19,8 @@ from rich.console import Console
 from osteomri._version import __version__
 from osteomri.errors import InputWarning, OsteoMRIError
 
-COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort", "ute", "mrs", "radiomics",
-                   "model")
+COMMAND_MODULES = ("demo", "exam", "waterfat", "ivim", "measure", "study", "cohort", "label", "ute", "mrs",
+                   "radiomics", "model")
 
 app = typer.Typer(
     name="osteomri",

@@ -34,7 +34,7 @@ def train_cmd(
     inner: int = typer.Option(5, "--inner", help="Inner folds."),
     threshold: float = typer.Option(0.5, "--threshold", help="Pre-specified probability threshold for "
                                     "sensitivity/specificity."),
-    seed: int = typer.Option(0, "--seed", help="random_state of every split and model."),
+    seed: int = typer.Option(0, "--seed", help="Random seed: the random_state of every split and model."),
 ) -> None:
     """Nested-CV evaluation, final fit, skops model and model card."""
     from osteomri.cli._common import console

@@ -53,7 +53,8 @@ def radiomics(
     settings: str = typer.Option("default", "--settings", help="Radiomics preset (default, ibsi_digital_phantom), "
                                  "a JSON object or a .json file (discretisation, bins, bin_width, resample_mm, "
                                  "intensity_range, distance, ngldm_alpha, families)."),
-    exam: str = typer.Option("", "--exam", help="Exam id written in the tables and used as file stem."),
+    exam_id: str = typer.Option("", "--exam-id", help="Exam id written in the tables and used as file stem."),
+    exam: str = typer.Option("", "--exam", hidden=True),
     levels: str = typer.Option(None, "--levels", help="L1-L4, L1-L5, all, or a list such as L1,L2."),
 ) -> None:
     """Radiomics (first order, shape, GLCM, GLRLM, GLSZM, NGLDM, NGTDM) of each map in each vertebra's ROI."""
@@ -72,6 +73,7 @@ def radiomics(
     if not labels.is_file():
         raise InputError(f"--labels: file not found: {labels}")
     maps = {k: load_nifti(p) for k, p in paths.items()}
+    exam = exam_id or exam
     long = vertebra_features(maps, load_nifti(labels), preset, roi, exam=exam, settings=_settings(settings),
                              levels=_parse_levels(levels))
     stem = exam or "radiomics"

@@ -41,7 +41,7 @@ TISSUES: dict[str, int] = {
 }
 VERTEBRAL_BODY_TISSUES = ("marrow", "cortex", "endplate", "basivertebral_vein")
 
-LEVEL_IDS: dict[str, int] = {"T12": 19, "L1": 20, "L2": 21, "L3": 22, "L4": 23, "L5": 24, "S1": 26}
+LEVEL_IDS: dict[str, int] = {"T12": 19, "L1": 20, "L2": 21, "L3": 22, "L4": 23, "L5": 24, "L6": 25, "S1": 26}
 LUMBAR_LEVELS = ("L1", "L2", "L3", "L4", "L5")
 
 # Tissue parameters at 3 T (marrow values are per level, see `draw_level_truth`). PD: proton density
@@ -190,6 +190,12 @@ def make_spine_phantom(
     level_truth: dict[str, dict[str, float]] | pd.DataFrame | None = None,
     lordosis_mm: float = 6.0,
     heterogeneity_percent: float = 0.0,
+    *,
+    n_lumbar: int = 5,
+    scoliosis_mm: float = 0.0,
+    wedge_fracture: dict[str, float] | None = None,
+    disc_height_mm: float = 9.0,
+    degenerated_discs: bool = False,
 ) -> SpinePhantom:
     """Build the phantom.
 
@@ -206,6 +212,21 @@ def make_spine_phantom(
     heterogeneity_percent:
         Amplitude of a smooth superior–inferior PDFF gradient inside each vertebra's marrow (± points); the
         level's nominal value is the mean over its marrow.
+    n_lumbar:
+        Number of lumbar vertebrae, 4–6 (6: an L6, label 25, between L5 and S1, with L5's marrow values;
+        4: no L5, its truth row has no voxels).
+    scoliosis_mm:
+        Lateral (left–right) shift of the L3 body relative to T12/S1: a scoliotic C-curve.
+    wedge_fracture:
+        ``{level: fraction}``: the anterior height of that body reduced by ``fraction`` (0–0.8), the
+        posterior height kept (a wedge fracture).
+    disc_height_mm, degenerated_discs:
+        Disc height (default 9 mm); degenerated discs are dark on water/T2w/PD images (proton density 0.45,
+        T1w signal 150) — combine with a small height for dark, flat discs.
+
+    Fatty or red marrow: give ``level_truth`` PDFF overrides (e.g. 75 % or 15 %). Field-of-view cut-offs:
+    :func:`crop_si` of the built phantom. The defaults give the same phantom, voxel for voxel, as before these
+    options existed.
     """
     shape = tuple(int(s) for s in shape)
     vox = np.asarray(voxel_size_mm, dtype=float)
@@ -218,13 +239,24 @@ def make_spine_phantom(
         raise InputError(
             f"field of view {fov.round(1).tolist()} mm too small: need >= 20 (LR) x 150 (AP) x 200 (SI) mm")
 
+    if n_lumbar not in (4, 5, 6):
+        raise InputError(f"n_lumbar must be 4, 5 or 6, got {n_lumbar}")
+    wedge = dict(wedge_fracture or {})
+    for lvl, frac in wedge.items():
+        if lvl not in LEVEL_IDS or not 0 <= float(frac) <= 0.8:
+            raise InputError(f"wedge_fracture needs a level of {tuple(LEVEL_IDS)} and a fraction in [0, 0.8], "
+                             f"got {lvl!r}: {frac}")
+    if not 2.0 <= disc_height_mm <= 15.0:
+        raise InputError(f"disc_height_mm must lie in [2, 15] mm, got {disc_height_mm}")
     truth = draw_level_truth(seed, level_truth)
     affine = np.diag([*vox, 1.0])
     affine[:3, 3] = -(np.asarray(shape) - 1) / 2 * vox  # world origin at the volume centre
     grids = np.meshgrid(*[(np.arange(n) - (n - 1) / 2) * v for n, v in zip(shape, vox, strict=True)],
                         indexing="ij", sparse=True)
     x, y, z = grids
-    tissues, levels = _draw_anatomy(x, y, z, lordosis_mm, fov)
+    anatomy = {"n_lumbar": n_lumbar, "scoliosis_mm": float(scoliosis_mm), "wedge": wedge,
+               "disc_height_mm": float(disc_height_mm)}
+    tissues, levels = _draw_anatomy(x, y, z, lordosis_mm, fov, **anatomy)
 
     maps: dict[str, np.ndarray] = {}
     for name in MAP_NAMES:
@@ -247,10 +279,17 @@ def make_spine_phantom(
     # marrow of T12 and S1 (partial levels) gets the L1 / L5 values
     for partial, neighbour in (("T12", "L1"), ("S1", "L5")):
         sel = marrow & (levels == LEVEL_IDS[partial])
+        if not sel.any():
+            continue
         row = truth.set_index("level").loc[neighbour]
         for name in ("pdff_percent", "r2star_hz", "t1w_signal", "d_mm2_s", "dstar_mm2_s", "f"):
             maps[name][sel] = row[name]
 
+    if degenerated_discs:
+        disc = tissues == TISSUES["disc"]
+        maps["pd"][disc] = 0.45
+        maps["t1w_signal"][disc] = 150.0
+        maps["r2star_hz"][disc] = 45.0
     units = {"pd": "fraction", "pdff_percent": "percent", "r2star_hz": "Hz", "t1w_signal": "a.u.",
              "d_mm2_s": "mm2/s", "dstar_mm2_s": "mm2/s", "f": "fraction"}
     return SpinePhantom(
@@ -260,7 +299,8 @@ def make_spine_phantom(
         truth=truth,
         seed=seed,
         mid_sagittal_index=(shape[0] - 1) // 2,
-        geometry={"fov_mm": fov.tolist(), "lordosis_mm": lordosis_mm},
+        geometry={"fov_mm": fov.tolist(), "lordosis_mm": lordosis_mm,
+                  **({} if anatomy == _DEFAULT_ANATOMY else {**anatomy, "degenerated_discs": degenerated_discs})},
     )
 
 
@@ -277,19 +317,45 @@ CORD_RADIUS_MM = 4.0
 BODY_Y_MM = 25.0  # anterior position of the body centres (at T12 and S1)
 
 
-def level_centres_mm() -> dict[str, float]:
-    """Superior–inferior centre of each vertebral body (L3 at 0 mm)."""
-    pitch = BODY_HEIGHT_MM + DISC_HEIGHT_MM
-    order = ("S1", "L5", "L4", "L3", "L2", "L1", "T12")
-    return {lvl: (i - 3) * pitch for i, lvl in enumerate(order)}
+def level_centres_mm(n_lumbar: int = 5, disc_height_mm: float = DISC_HEIGHT_MM) -> dict[str, float]:
+    """Superior–inferior centre of each vertebral body (the middle level at 0 mm: L3 with 5 lumbar)."""
+    pitch = BODY_HEIGHT_MM + disc_height_mm
+    order = ("S1", *[f"L{i}" for i in range(n_lumbar, 0, -1)], "T12")
+    mid = (len(order) - 1) // 2
+    return {lvl: (i - mid) * pitch for i, lvl in enumerate(order)}
 
 
-def _draw_anatomy(x, y, z, lordosis_mm: float, fov: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def crop_si(phantom: SpinePhantom, keep_mm: tuple[float, float]) -> SpinePhantom:
+    """The phantom cut to the superior–inferior world range ``keep_mm = (lo, hi)`` (a field-of-view cut-off).
+
+    Every image keeps its world geometry (the affine's origin moves with the crop)."""
+    z = phantom.affine[2, 3] + phantom.affine[2, 2] * np.arange(phantom.shape[2])
+    keep = np.flatnonzero((z >= keep_mm[0]) & (z <= keep_mm[1]))
+    if keep.size < 4:
+        raise InputError(f"crop {keep_mm} mm keeps fewer than 4 slices of the phantom")
+    aff = phantom.affine.copy()
+    aff[:3, 3] = aff[:3, 3] + aff[:3, 2] * keep[0]
+
+    def cut(im: Image) -> Image:
+        return Image(np.ascontiguousarray(im.data[:, :, keep[0]:keep[-1] + 1]), aff.copy(), dict(im.meta))
+
+    return SpinePhantom(cut(phantom.tissues), cut(phantom.levels), {k: cut(v) for k, v in phantom.maps.items()},
+                        phantom.truth, phantom.seed, phantom.mid_sagittal_index,
+                        {**phantom.geometry, "crop_si_mm": list(keep_mm)})
+
+
+_DEFAULT_ANATOMY = {"n_lumbar": 5, "scoliosis_mm": 0.0, "wedge": {}, "disc_height_mm": DISC_HEIGHT_MM}
+
+
+def _draw_anatomy(x, y, z, lordosis_mm: float, fov: np.ndarray, n_lumbar: int = 5, scoliosis_mm: float = 0.0,
+                  wedge: dict | None = None, disc_height_mm: float = DISC_HEIGHT_MM
+                  ) -> tuple[np.ndarray, np.ndarray]:
     shape = (x.shape[0], y.shape[1], z.shape[2])
     tissues = np.zeros(shape, dtype=np.uint8)
     levels = np.zeros(shape, dtype=np.int16)
     T = TISSUES
-    centres = level_centres_mm()
+    centres = level_centres_mm(n_lumbar, disc_height_mm)
+    wedge = wedge or {}
     z_span = centres["T12"]
     yc = BODY_Y_MM + lordosis_mm * (1.0 - (z / z_span) ** 2)  # body centre AP position along z (1,1,nz)
     half_y = fov[1] / 2
@@ -302,6 +368,8 @@ def _draw_anatomy(x, y, z, lordosis_mm: float, fov: np.ndarray) -> tuple[np.ndar
     tissues[inside & (y < yc - 30.0)] = T["muscle"]
     tissues[inside & ((y < skin_post + 14.0) | (y > skin_ant - 12.0))] = T["subcutaneous_fat"]
 
+    if scoliosis_mm:
+        x = x - scoliosis_mm * (1.0 - (z / z_span) ** 2)  # the spine's midline moves laterally along z
     # spinal canal with CSF and cord (conus at the L1/L2 disc)
     canal_y = yc - BODY_AP_SEMI_MM - CANAL_AP_SEMI_MM - 1.0
     canal = ((y - canal_y) / CANAL_AP_SEMI_MM) ** 2 + (x / CANAL_LR_SEMI_MM) ** 2 <= 1.0
@@ -314,7 +382,12 @@ def _draw_anatomy(x, y, z, lordosis_mm: float, fov: np.ndarray) -> tuple[np.ndar
         lid = LEVEL_IDS[level]
         dz = z - zc
         r_ax = np.sqrt(((y - yc) / BODY_AP_SEMI_MM) ** 2 + (x / BODY_LR_SEMI_MM) ** 2)  # 1 on the body outline
-        body = (r_ax <= 1.0) & (np.abs(dz) <= BODY_HEIGHT_MM / 2)
+        if level in wedge:  # anterior height reduced linearly from the posterior wall (y grows anteriorly)
+            frac = np.clip((y - (yc - BODY_AP_SEMI_MM)) / (2 * BODY_AP_SEMI_MM), 0, 1)
+            half_h = BODY_HEIGHT_MM / 2 * (1.0 - float(wedge[level]) * frac)
+            body = (r_ax <= 1.0) & (np.abs(dz) <= half_h)
+        else:
+            body = (r_ax <= 1.0) & (np.abs(dz) <= BODY_HEIGHT_MM / 2)
         # cortex: outer shell of thickness CORTEX_MM (in the axial plane)
         inner = r_ax <= 1.0 - CORTEX_MM / BODY_AP_SEMI_MM
         endplate = body & (np.abs(dz) > BODY_HEIGHT_MM / 2 - ENDPLATE_MM)
@@ -339,7 +412,7 @@ def _draw_anatomy(x, y, z, lordosis_mm: float, fov: np.ndarray) -> tuple[np.ndar
         levels[post] = lid
         # disc below this vertebra (none below S1 inside the field of view)
         if level != "S1":
-            disc = (r_ax <= 1.0) & (dz < -BODY_HEIGHT_MM / 2) & (dz >= -BODY_HEIGHT_MM / 2 - DISC_HEIGHT_MM)
+            disc = (r_ax <= 1.0) & (dz < -BODY_HEIGHT_MM / 2) & (dz >= -BODY_HEIGHT_MM / 2 - disc_height_mm)
             tissues[disc] = T["disc"]
             levels[disc] = 100 + lid
     return tissues, levels

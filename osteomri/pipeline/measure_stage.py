@@ -65,7 +65,7 @@ def run_measure(spec: ExamSpec, ctx: ExamContext) -> str:
     maps = {**{k: v for k, v in ctx.result.maps.items() if k in MEASURED_MAPS}, **ctx.result.input_maps}
     if not maps:
         raise InputError("no parametric map to measure (no MEGRE, vendor map, T1w or DWI stage succeeded)")
-    labels = ctx.input("labels") if spec.labels is not None else None
+    labels = ctx.input("labels") if spec.labels is not None or "labels" in ctx.images else None  # given or automatic
     roi = "reader" if spec.roi == "roi" else spec.roi
     notes: list[str] = []
     if roi == "reader":

@@ -22,6 +22,7 @@ from osteomri.models import t1w as _t1w  # noqa: F401
 from osteomri.models import waterfat as _waterfat  # noqa: F401
 from osteomri.models.registry import map_spec
 from osteomri.pipeline import mrs_stage as _mrs  # the MRS stage lives in its own module
+from osteomri.pipeline.autolabel_stage import autolabel_applies, labels_available, run_autolabel
 from osteomri.pipeline.guards import check_screenable, labelled_options
 from osteomri.pipeline.measure_stage import run_given_maps, run_measure
 from osteomri.pipeline.model_stages import check_finite, run_ivim, run_waterfat
@@ -40,6 +41,8 @@ class ExamContext:
     def input(self, name: str) -> Image:
         """Load (once) the input ``name`` of the spec (the DICOM series of ``spec.series[name]`` if given)."""
         if name not in self.images:
+            if getattr(self.spec, name) is None:
+                raise InputError(f"no {name}: none given and none found automatically (see the autolabel stage)")
             self.images[name] = load_image(getattr(self.spec, name), series_uid=self.spec.series.get(name))
         return self.images[name]
 
@@ -143,11 +146,13 @@ STAGES: tuple[Stage, ...] = (
     Stage("ivim", lambda s: s.dwi is not None, ("osteomri.models.ivim",), run_ivim),
     Stage("ute", lambda s: s.ute is not None, ("osteomri.models.ute",), run_ute_stage),
     Stage("maps", lambda s: bool(s.maps), ("osteomri.io.loader",), run_given_maps),
-    Stage("measure", lambda s: s.labels is not None or (bool(s.maps) and s.roi == "seed"),
+    Stage("autolabel", autolabel_applies, ("osteomri.vertebrae.autolabel",), run_autolabel,
+          needs=(("waterfat", "vendor_maps", "t1w"),)),
+    Stage("measure", lambda s: labels_available(s) or (bool(s.maps) and s.roi == "seed"),
           ("osteomri.vertebrae.measure",), run_measure, needs=(_MAP_STAGES,)),
-    Stage("vbq", lambda s: s.labels is not None and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,
+    Stage("vbq", lambda s: labels_available(s) and s.t1w is not None, ("osteomri.vertebrae.scores",), run_vbq,
           needs=(("t1w",),)),
-    Stage("screening", lambda s: s.labels is not None and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
+    Stage("screening", lambda s: labels_available(s) and any(x is not None for x in (s.megre, s.pdff, s.r2star)),
           ("osteomri.vertebrae.measure", "osteomri.stats.screening"), run_screening,
           needs=(("measure",), ("waterfat", "vendor_maps"))),
     Stage("mrs", _mrs.mrs_applies, ("osteomri.models.mrs", "osteomri.io.spectrum"), _mrs.run_mrs),

@@ -142,6 +142,10 @@ def exam_report(result: ExamResult, spec: ExamSpec | None = None) -> HtmlReport:
         rep.heading("Regions of interest (mid-sagittal)")
         for fig in roi_figures.values():
             rep.figure(fig, caption="Each level's ROI outlined on the mid-sagittal slice, labelled beside it")
+    if "autolabel" in result.figures:
+        rep.heading("Automatic vertebra labels")
+        rep.figure(result.figures["autolabel"], caption="Vertebral bodies found and named by osteomri (no label file "
+                   "given); per-level confidence under Quality control. Check them before using the numbers.")
     if "ute_fit" in result.figures:
         rep.heading("UTE bone water")
         rep.figure(result.figures["ute_fit"], caption="For each level, the voxel of the body ROI at the median of "

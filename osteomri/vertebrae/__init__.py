@@ -6,6 +6,8 @@ Modules: :mod:`~osteomri.vertebrae.labels` (segmenter presets → :class:`Verteb
 averaging and agreement, wide summary), :mod:`~osteomri.vertebrae.scores` (VBQ, M-score).
 ROI overlay (QC) figures are drawn by :func:`osteomri.report.figures.qc_figure`.
 
+Automatic labelling without an outside segmenter: :func:`~osteomri.vertebrae.autolabel.label_vertebrae`.
+
 Stable API for the pipeline and the reports::
 
     measure_vertebrae(maps, labels, preset, roi="paper", exam="", **options) -> DataFrame (long)
@@ -17,6 +19,7 @@ Stable API for the pipeline and the reports::
     rois_for(image, labels, preset, roi) -> RoiSet
 """
 
+from osteomri.vertebrae.autolabel import AmbiguousLevelsError, label_vertebrae
 from osteomri.vertebrae.labels import PRESETS, LabelPreset, VertebraLabels, phantom_labels, resolve_labels
 from osteomri.vertebrae.measure import (
     LONG_COLUMNS,
@@ -33,8 +36,9 @@ from osteomri.vertebrae.rois import RoiSet
 from osteomri.vertebrae.scores import MScoreResult, VBQResult, m_score, vbq_score
 
 __all__ = [
-    "LONG_COLUMNS", "PRESETS", "LabelPreset", "MScoreResult", "ReaderMeasurement", "RoiSet", "VBQResult",
-    "aggregate_levels",
+    "AmbiguousLevelsError", "LONG_COLUMNS",
+    "PRESETS", "LabelPreset", "MScoreResult", "ReaderMeasurement", "RoiSet", "VBQResult",
+    "aggregate_levels", "label_vertebrae",
     "VertebraLabels", "m_score", "measure_readers", "measure_vertebrae", "measure_vertebrae_with_rois",
     "phantom_labels",
     "resolve_labels", "roi_statistics", "rois_for", "summarise_levels", "vbq_score",

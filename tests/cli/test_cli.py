@@ -42,8 +42,10 @@ def test_exam_command_on_vendor_maps(tmp_path, capsys):
 
     ph = make_spine_phantom(shape=(8, 96, 128), voxel_size_mm=(4.0, 2.2, 2.25), seed=2)
     ff = save_nifti(ph.maps["pdff_percent"], tmp_path / "ff.nii.gz", sidecar={"Units": "percent"})
+    # no --labels: the exam labels automatically; the phantom has no sacral slope, so the count needs the
+    # lowest level (without it the autolabel stage fails and asks for it, see tests/pipeline/test_autolabel_stage)
     rc = main(["exam", "--out", str(tmp_path / "out"), "--exam-id", "sub-9", "--pdff", str(ff),
-               "--clinical", "age=70", "--clinical", "sex=F"])
+               "--clinical", "age=70", "--clinical", "sex=F", "--lowest-level", "L5"])
     assert rc == 0
     exam = json.loads((tmp_path / "out" / "sub-9" / "sub-9_exam.json").read_text())
     assert exam["clinical"] == {"age": 70, "sex": "F"}

@@ -108,7 +108,7 @@ def test_cli_writes_tables_and_refuses_bad_input(phantom, noisy, tmp_path, capsy
     labels = save_nifti(phantom.levels, tmp_path / "seg.nii.gz", dtype=np.int16)
     out = tmp_path / "out"
     rc = main(["radiomics", "--map", f"pdff={pdff}", "--labels", str(labels), "--preset", "spineps",
-               "--roi", "paper", "--exam", "sub-01", "--settings", '{"bins": 16}', "--out", str(out)])
+               "--roi", "paper", "--exam-id", "sub-01", "--settings", '{"bins": 16}', "--out", str(out)])
     assert rc == 0
     long = pd.read_csv(out / "sub-01_radiomics.tsv", sep="\t")
     assert set(long["map"]) == {"mask", "pdff_percent"} and set(long["roi"]) == {"paper"}
