@@ -157,3 +157,33 @@ def test_no_two_maps_share_a_file_name_and_names_carry_no_unit_clash():
             if name.endswith(ending):
                 assert spec.units in (unit if isinstance(unit, tuple) else (unit,)), name
         assert not math.isnan(spec.valid_range[0])
+
+
+def test_mrs_follows_the_same_contract():
+    """MRS (an MRSI grid of multi-TE spectra; its acquisition comes as a Spectrum, not an Image): registered
+    names, float32 NaN outside the fitted grid points, complete parameters, from_spectrum, predict."""
+    from osteomri.io.spectrum import Spectrum
+    from osteomri.models.mrs import MrsModel
+    from osteomri.phantom.mrs import simulate_marrow_fids
+
+    te = np.array([10.0, 20.0, 30.0]) * 1e-3
+    model = MrsModel(te, 123.2, 2.5e-4, sequence="steam", mixing_time_s=0.01)
+    fids, _ = simulate_marrow_fids(model, 1024, pdff_percent=np.array([10.0, 30.0, 50.0, 70.0]), ndb=2.8,
+                                   water_t2_ms=30.0, fat_t2_ms=60.0, water_linewidth_hz=20.0, fat_linewidth_hz=20.0)
+    grid = fids.reshape(2, 2, te.size, 1024)
+    mask = np.array([[True, True], [True, False]])
+    fit = model.fit(grid, mask=mask)
+    maps = fit.maps()
+    assert {k for k in maps if not k.endswith("_sd")} == set(registered_maps("mrs"))
+    for name, values in maps.items():
+        assert values.dtype == np.float32 and values.shape == (2, 2), name
+        assert np.isnan(values[~mask]).all(), name
+    assert fit.qc and np.asarray(fit.mask).shape == (2, 2)
+    params = json.loads(json.dumps(fit.parameters()))
+    assert MrsModel(**params).parameters() == model.parameters() == params
+    spectrum = Spectrum(fids=grid, te_s=te, dwell_time_s=2.5e-4, spectrometer_mhz=123.2, sequence="steam",
+                        mixing_time_s=0.01)
+    assert MrsModel.from_spectrum(spectrum).parameters() == model.parameters()
+    pred = fit.predict()
+    err = np.abs(pred[mask] - grid[mask]).max() / np.abs(grid[mask]).max()
+    assert err < 1e-3, err
