@@ -55,7 +55,7 @@ def test_exam_command_on_vendor_maps(tmp_path, capsys):
     "argv, message",
     [
         (["exam", "--out", "o", "--t1w", "missing.nii.gz"], "--t1w: file not found: missing.nii.gz"),
-        (["exam", "--out", "o"], "give at least one input image"),
+        (["exam", "--out", "o"], "give at least one input"),
         (["exam", "--out", "o", "--exam-id", "patient one", "--t1w", "__file__"], "exam_id must look like"),
     ],
 )
@@ -78,5 +78,5 @@ def test_exam_command_nan_only_input_fails_clearly(tmp_path, capsys):
 
 
 def test_debug_shows_traceback(tmp_path):
-    with pytest.raises(Exception, match="give at least one input image"):
+    with pytest.raises(Exception, match="give at least one input"):
         main(["--debug", "exam", "--out", str(tmp_path)])
