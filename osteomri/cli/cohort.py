@@ -38,6 +38,8 @@ def run(
     anonymize: bool = typer.Option(False, "--anonymize", help="Pseudonymise the DICOM results, one key for the "
                                    "cohort (--anon-key-file or $OSTEOMRI_ANON_KEY): consistent pseudonyms."),
     anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
+    autolabel: bool = typer.Option(True, "--autolabel/--no-autolabel", help="Exams without labels: find and name "
+                                   "the vertebrae in the image (default), or measure nothing per vertebra."),
     lowest_level: str = typer.Option(None, "--lowest-level", help="Exams without labels: level of the body above "
                                      "the lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
@@ -47,7 +49,7 @@ def run(
     from osteomri.pipeline.dataset import discover_exams
 
     key = dicom_out_key(anonymize, anon_key_file, dicom_out)
-    options = {"autolabel": {"lowest_level": lowest_level} if lowest_level else {}}  # exams without labels (#14)
+    options: dict = {"autolabel": {"lowest_level": lowest_level} if lowest_level else {}} if autolabel else {}
     if resample_labels:
         options["labels"] = {"resample": True}
     specs = discover_exams(dataset, label_preset=preset, roi=roi, options=options)

@@ -55,6 +55,8 @@ def exam(
     anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
     mrs: list[str] = typer.Option([], "--mrs", help="Marrow spectrum file(s) or folder (one multi-TE series; "
                                   "repeatable): fitted and shown beside the PDFF of its vertebra."),
+    autolabel: bool = typer.Option(True, "--autolabel/--no-autolabel", help="Without --labels: find and name the "
+                                   "vertebrae in the image (default), or measure nothing per vertebra."),
     lowest_level: str = typer.Option(None, "--lowest-level", help="Without --labels: level of the body above the "
                                      "lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
@@ -73,7 +75,7 @@ def exam(
     if not any(given.values()) and not mrs:
         raise InputError("give at least one input (--megre, --pdff/--r2star, --t1w, --dwi, --ute or --mrs)")
     options: dict = {"labels": {"resample": True}} if resample_labels else {}
-    if not labels:  # automatic labels (issue #14)
+    if not labels and autolabel:  # automatic labels (issue #14)
         options["autolabel"] = {"lowest_level": lowest_level} if lowest_level else {}
     if ute_protocol is not None:
         if ute is None:

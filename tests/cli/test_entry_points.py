@@ -44,7 +44,7 @@ def test_each_map_is_the_same_file_and_sidecar_from_every_entry_point(inputs, tm
     folder, megre, dwi, body = inputs
     assert main(["waterfat", str(megre), "-o", str(tmp_path / "wf")]) == 0
     assert main(["ivim", str(dwi), "-o", str(tmp_path / "iv")]) == 0
-    assert main(["exam", "--exam-id", "sub-02", "--megre", str(megre), "--dwi", str(dwi), "--bvals",
+    assert main(["exam", "--no-autolabel", "--exam-id", "sub-02", "--megre", str(megre), "--dwi", str(dwi), "--bvals",
                  str(folder / "sub-02_dwi.bval"), "--out", str(tmp_path / "ex")]) == 0
     single = {**_maps(tmp_path / "wf" / "sub-02"), **_maps(tmp_path / "iv" / "sub-02")}
     exam = _maps(tmp_path / "ex" / "sub-02")
