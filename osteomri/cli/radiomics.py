@@ -2,8 +2,8 @@
 
 Writes into ``--out``: ``<stem>_radiomics.tsv`` (tidy: exam, level, roi, map, ibsi_tag, feature, value),
 ``<stem>_radiomics_wide.tsv`` (one row per vertebra, columns ``<map>__<tag>``), ``<stem>_radiomics_exam.tsv``
-(one row per exam: the mean of each feature over the L1–L4 levels present, the input of ``osteomri model
-train`` once the exams' rows are stacked with the clinical columns) and ``<stem>_radiomics.json``
+(one row per exam: the mean of each feature over the L1–L5 levels present, the default level set; the input
+of ``osteomri model train`` once the exams' rows are stacked with the clinical columns) and ``<stem>_radiomics.json``
 (provenance: settings per map, PyRadiomics parameters and version, input hashes). Library:
 :func:`osteomri.radiomics.vertebrae.vertebra_features`.
 """
@@ -59,14 +59,16 @@ def radiomics(
 ) -> None:
     """Radiomics (first order, shape, GLCM, GLRLM, GLSZM, NGLDM, NGTDM) of each map in each vertebra's ROI."""
     from osteomri.cli._common import console
-    from osteomri.cli.measure import _parse_levels, _parse_maps
+    from osteomri.cli.measure import _pairs
     from osteomri.io.nifti import load_nifti
     from osteomri.io.provenance import provenance, write_json_atomic, write_table_atomic
+    from osteomri.pipeline.measure_stage import map_name
     from osteomri.radiomics.vertebrae import vertebra_features, wide_features
+    from osteomri.vertebrae.measure import DEFAULT_LEVEL_SET, LEVEL_SETS, parse_level_set
 
     if roi not in ("body", "paper"):
         raise InputError(f"--roi must be body or paper for radiomics, got {roi!r}")
-    paths = _parse_maps(map_)
+    paths = {map_name(k): v for k, v in _pairs(map_, "--map").items()}  # pdff -> pdff_percent, ...
     for name, p in paths.items():
         if not p.is_file():
             raise InputError(f"--map {name}: file not found: {p}")
@@ -75,13 +77,14 @@ def radiomics(
     maps = {k: load_nifti(p) for k, p in paths.items()}
     exam = exam_id or exam
     long = vertebra_features(maps, load_nifti(labels), preset, roi, exam=exam, settings=_settings(settings),
-                             levels=_parse_levels(levels))
+                             levels=list(LEVEL_SETS[levels]) if levels in LEVEL_SETS else
+                             (levels.split(",") if levels else None))
     stem = exam or "radiomics"
     out.mkdir(parents=True, exist_ok=True)
     prov = provenance("osteomri radiomics", {"preset": preset, "roi": roi, "settings_argument": settings,
                                              "levels": levels, **long.attrs["provenance"]},
                       inputs=[*paths.values(), labels])
-    core = [lv for lv in ("L1", "L2", "L3", "L4") if lv in set(long["level"])]
+    core = [lv for lv in parse_level_set(DEFAULT_LEVEL_SET) if lv in set(long["level"])]
     per_exam = wide_features(long, by="exam", levels=core or None)
     per_exam.insert(2, "levels", ",".join(core) if core else "all")
     files = [write_table_atomic(long, out / f"{stem}_radiomics.tsv", "%.8g"),

@@ -9,7 +9,8 @@ decision curve, permutation importance, provenance). :func:`save` writes ``model
 :func:`predict` refuses a table whose columns or units do not match the card.
 
 Units of a column: a BIDS-style sidecar (``cohort.json``: column → ``{"Units": ...}``) wins; otherwise the
-unit its name carries (``pdff_percent`` → %, ``r2star_hz`` → Hz, radiomics ``<map>__<feature>`` → the map's).
+unit of the map registry or the one its name carries (``pdff_percent`` → %, ``r2star_hz`` → 1/s, radiomics
+``<map>__<feature>`` → the map's).
 """
 
 from __future__ import annotations

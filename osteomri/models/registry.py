@@ -56,6 +56,21 @@ class MapSpec:
 
 
 _REGISTRY: dict[str, MapSpec] = {}
+#: the model modules that declare maps; imported on the first look-up, so that the answer never depends on
+#: which models the caller happened to import
+MODEL_MODULES = ("osteomri.models.waterfat", "osteomri.models.ivim", "osteomri.models.t1w", "osteomri.models.ute",
+                 "osteomri.models.mrs")
+_loaded = False
+
+
+def _load_models() -> None:
+    global _loaded
+    if not _loaded:
+        import importlib
+
+        _loaded = True
+        for name in MODEL_MODULES:
+            importlib.import_module(name)
 
 
 def register_maps(*specs: MapSpec) -> tuple[MapSpec, ...]:
@@ -74,6 +89,8 @@ def register_maps(*specs: MapSpec) -> tuple[MapSpec, ...]:
 
 def map_spec(name: str) -> MapSpec:
     """The spec of map ``name``; ``<name>_sd`` gets ``desc-sd_<suffix>``, same units. Unknown -> KeyError."""
+    if name not in _REGISTRY:
+        _load_models()
     if name in _REGISTRY:
         return _REGISTRY[name]
     if name.endswith("_sd") and name[:-3] in _REGISTRY:
@@ -85,6 +102,7 @@ def map_spec(name: str) -> MapSpec:
 
 def registered_maps(model: str | None = None) -> dict[str, MapSpec]:
     """All registered specs (of one model family when ``model`` is given), by name."""
+    _load_models()
     return {k: v for k, v in _REGISTRY.items() if model is None or v.model == model}
 
 

@@ -33,7 +33,7 @@ def test_train_writes_model_card_and_skops(trained):
                                               "oof_predictions.tsv"}
     card = json.loads((out / "model_card.json").read_text())
     assert card["target"]["n"] == 60 and card["target"]["n_positive"] == 20  # the osteoporosis group
-    assert [f["unit"] for f in card["features"]] == ["%", "Hz", "a"]
+    assert [f["unit"] for f in card["features"]] == ["%", "1/s", "a"]  # UCUM, from the map registry
     perf = card["performance"]["out_of_fold"]
     assert perf["auc_ci_low"] < perf["auc"] < perf["auc_ci_high"]
     assert perf["auc"] > 0.8  # age and PDFF separate the seed study's groups well
@@ -94,7 +94,7 @@ def test_load_refuses_untrusted_types(trained, tmp_path):
 
 def test_column_units():
     assert column_unit("pdff_percent") == "%"
-    assert column_unit("r2star_hz__cm_contrast_3D_avg") == "Hz"
+    assert column_unit("r2star_hz__cm_contrast_3D_avg") == "1/s"
     assert column_unit("d_mm2_s") == "mm2/s"
     assert column_unit("x", {"x": {"Units": "ms"}}) == "ms"
 

@@ -31,3 +31,12 @@ def test_finalise_maps_float32_nan_outside_mask():
     out = finalise_maps({"a": np.arange(4.0).reshape(2, 2)}, mask)
     assert out["a"].dtype == np.float32
     assert np.isnan(out["a"][~mask]).all() and (out["a"][mask] == [0.0, 3.0]).all()
+
+
+def test_lookups_do_not_depend_on_which_models_were_imported():
+    import subprocess
+    import sys
+
+    code = ("from osteomri.models.registry import map_spec, registered_maps\n"
+            "assert map_spec('r2star_hz').units == '1/s' and 'mmf_percent' in registered_maps()\n")
+    subprocess.run([sys.executable, "-c", code], check=True)

@@ -61,7 +61,7 @@ def test_seed_protocol_3t_matches_oracle(seed):
     # field map (uniform echo spacing: defined modulo 1/dTE) within a few Hz in the body
     d = model.grid.difference(fit.fieldmap_hz, truth["field"])[truth["body"]]
     assert np.median(np.abs(d)) < 3.0
-    assert set(fit.maps()) == {"pdff_percent", "r2star_hz", "fieldmap_hz", "water", "fat", "residual"}
+    assert set(fit.maps()) == {"pdff_percent", "r2star_hz", "fieldmap_hz", "water", "fat", "waterfat_residual"}
     assert all(v.shape == truth["body"].shape for v in fit.maps().values())
 
 

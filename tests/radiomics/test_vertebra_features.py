@@ -115,9 +115,9 @@ def test_cli_writes_tables_and_refuses_bad_input(phantom, noisy, tmp_path, capsy
     wide = pd.read_csv(out / "sub-01_radiomics_wide.tsv", sep="\t")
     assert len(wide) == 5
     per_exam = pd.read_csv(out / "sub-01_radiomics_exam.tsv", sep="\t")
-    assert len(per_exam) == 1 and per_exam["levels"].iloc[0] == "L1,L2,L3,L4"
+    assert len(per_exam) == 1 and per_exam["levels"].iloc[0] == "L1,L2,L3,L4,L5"  # the default level set
     assert per_exam["pdff_percent__stat_mean"].iloc[0] == pytest.approx(
-        wide.set_index("level").loc[["L1", "L2", "L3", "L4"], "pdff_percent__stat_mean"].mean(), rel=1e-6)
+        wide.set_index("level").loc[["L1", "L2", "L3", "L4", "L5"], "pdff_percent__stat_mean"].mean(), rel=1e-6)
     import json
 
     prov = json.loads((out / "sub-01_radiomics.json").read_text())["Provenance"]

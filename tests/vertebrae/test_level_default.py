@@ -28,7 +28,7 @@ def test_the_default_is_l1_to_l5():
 
 
 def test_study_loader_uses_the_same_default(tmp_path):
-    from osteomri.report.study import load_cohort
+    from osteomri.pipeline.study import load_cohort
 
     _long().to_csv(tmp_path / "cohort_vertebrae.tsv", sep="\t", index=False)
     df = load_cohort(tmp_path / "cohort_vertebrae.tsv").set_index("exam")
