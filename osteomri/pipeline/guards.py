@@ -29,18 +29,15 @@ def labelled_options(spec: Any, stage: str) -> dict[str, Any]:
 
 def with_notes(func: Callable[[], Any]) -> tuple[Any, list[str]]:
     """Run ``func()`` and return its result and the messages of the measurement warnings it raised (each
-    once); other warnings pass through."""
+    once, for the stage log); every warning is passed on as well."""
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         result = func()
     notes = []
     for w in caught:
-        if w.category.__name__ in NOTED_WARNINGS:
-            text = str(w.message)
-            if text not in notes:
-                notes.append(text)
-        else:
-            warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)
+        if w.category.__name__ in NOTED_WARNINGS and str(w.message) not in notes:
+            notes.append(str(w.message))
+        warnings.warn_explicit(w.message, w.category, w.filename, w.lineno)  # the CLI shows each once, as a line
     return result, notes
 
 

@@ -11,6 +11,7 @@ every measured map in each level's ROI (``ExamSpec.roi``: ``paper``, ``body``, `
 
 from __future__ import annotations
 
+import re
 from typing import TYPE_CHECKING, Any
 
 import pandas as pd
@@ -36,11 +37,13 @@ QC_FIGURE_MAPS = ("pdff_percent", "r2star_hz", "t1w_signal", "f")
 
 
 def map_name(name: str) -> str:
-    """The registry name of a given map (aliases resolved); unknown names raise :class:`InputError`."""
+    """The registry name of a given map (aliases resolved: ``pdff`` -> ``pdff_percent``); any other name that is
+    a plain lower-case identifier (``t2w``, ``water``) is measured under that name, without units; other text
+    raises :class:`InputError`."""
     key = MAP_ALIASES.get(name.strip().lower(), name.strip())
-    if key not in registered_maps():
+    if key not in registered_maps() and not re.fullmatch(r"[a-z][a-z0-9_]*", key):
         known = ", ".join(sorted({*MAP_ALIASES, *registered_maps()}))
-        raise InputError(f"unknown map name {name!r}; use one of {known}")
+        raise InputError(f"map name {name!r} is neither a registered map ({known}) nor a lower-case identifier")
     return key
 
 

@@ -13,6 +13,7 @@ from typing import Any
 
 from matplotlib import cm
 from matplotlib.axes import Axes
+from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 _FIGURE_KWARGS = ("dpi", "layout", "constrained_layout", "tight_layout", "facecolor")
@@ -23,6 +24,7 @@ def subplots(nrows: int = 1, ncols: int = 1, *, figsize: tuple[float, float] | N
     """``pyplot.subplots`` without pyplot: a new :class:`Figure` (figure keywords such as ``layout``, ``dpi``)
     and its axes (the other keywords)."""
     fig = Figure(figsize=figsize, **{k: kwargs.pop(k) for k in _FIGURE_KWARGS if k in kwargs})
+    FigureCanvasAgg(fig)  # an Agg canvas of its own (renderer for layout, savefig); no global backend chosen
     return fig, fig.subplots(nrows, ncols, **kwargs)
 
 

@@ -24,8 +24,8 @@ def vendor_pdff(tmp_path):
 
 
 def test_exam_dicom_out_writes_a_parametric_map_equal_to_the_nifti(tmp_path, vendor_pdff, dciodvfy):
-    rc = main(["exam", "--exam-id", "sub-01", "--pdff", str(vendor_pdff), "--out", str(tmp_path / "out"),
-               "--dicom-out", str(tmp_path / "dicom")])
+    rc = main(["exam", "--no-autolabel", "--exam-id", "sub-01", "--pdff", str(vendor_pdff),
+               "--out", str(tmp_path / "out"), "--dicom-out", str(tmp_path / "dicom")])
     assert rc == 0
     pm = tmp_path / "dicom" / "sub-01" / "sub-01_pdff_pmap.dcm"
     assert dciodvfy(pm) == []
@@ -37,7 +37,7 @@ def test_exam_dicom_out_writes_a_parametric_map_equal_to_the_nifti(tmp_path, ven
 
 def test_anonymize_needs_a_key(tmp_path, vendor_pdff, capsys, monkeypatch):
     monkeypatch.delenv("OSTEOMRI_ANON_KEY", raising=False)
-    rc = main(["exam", "--pdff", str(vendor_pdff), "--out", str(tmp_path / "o"), "--dicom-out",
+    rc = main(["exam", "--no-autolabel", "--pdff", str(vendor_pdff), "--out", str(tmp_path / "o"), "--dicom-out",
                str(tmp_path / "d"), "--anonymize"])
     err = capsys.readouterr().err
     assert rc == 2 and "key" in err and err.strip().count("\n") == 0
@@ -47,8 +47,9 @@ def test_anonymize_needs_a_key(tmp_path, vendor_pdff, capsys, monkeypatch):
 def test_anonymized_export_from_the_cli(tmp_path, vendor_pdff, capsys):
     key = tmp_path / "key.txt"
     key.write_text("a-long-cohort-secret\n")
-    rc = main(["exam", "--exam-id", "sub-02", "--pdff", str(vendor_pdff), "--out", str(tmp_path / "o"),
-               "--dicom-out", str(tmp_path / "d"), "--anonymize", "--anon-key-file", str(key)])
+    rc = main(["exam", "--no-autolabel", "--exam-id", "sub-02", "--pdff", str(vendor_pdff),
+               "--out", str(tmp_path / "o"), "--dicom-out", str(tmp_path / "d"), "--anonymize",
+               "--anon-key-file", str(key)])
     printed = capsys.readouterr()
     assert rc == 0
     ds = pydicom.dcmread(tmp_path / "d" / "sub-02" / "sub-02_pdff_pmap.dcm")
@@ -65,7 +66,8 @@ def test_dicom_out_without_dicom_inputs_fails_clearly(tmp_path, capsys):
 
     ff = Image(np.random.default_rng(0).uniform(5, 60, (6, 5, 4)).astype(np.float32), np.eye(4))
     img = save_nifti(ff, tmp_path / "ff.nii.gz", sidecar={"Units": "percent"})
-    rc = main(["exam", "--pdff", str(img), "--out", str(tmp_path / "o"), "--dicom-out", str(tmp_path / "d")])
+    rc = main(["exam", "--no-autolabel", "--pdff", str(img), "--out", str(tmp_path / "o"),
+               "--dicom-out", str(tmp_path / "d")])
     err = capsys.readouterr().err
     assert rc == 1 and "read from DICOM" in err
     assert not list((tmp_path / "d").rglob("*.dcm"))

@@ -104,7 +104,7 @@ def test_resampled_shifted_labels_are_said_and_the_screening_withheld(vendor_exa
 @pytest.mark.parametrize("labels, extra, message", [
     ("shifted", [], "not on the image's grid"),
     ("labels", ["--preset", "total_mr"], "no sacrum in view"),
-    ("labels", ["--t1w", "t1w.nii.gz"], "file not found"),
+    ("labels", ["--t1w", "t1w.nii.gz"], "not found"),
 ])
 def test_measure_refusals_leave_no_output_folder(vendor_exam, tmp_path, capsys, labels, extra, message):
     out = tmp_path / "m"
@@ -118,7 +118,7 @@ def test_measure_of_an_all_nan_map_is_an_error_without_outputs(vendor_exam, tmp_
     out = tmp_path / "m"
     msg = _one_line_error(["measure", "--map", f"pdff={vendor_exam['nan']}", "--labels", str(vendor_exam["labels"]),
                            "--out", str(out)], capsys)
-    assert msg == "error: map 'pdff_percent' has no finite values (NaN-only data): nothing to measure"
+    assert msg == "error: map pdff has no finite values (NaN-only data)"
     assert not out.exists()
 
 

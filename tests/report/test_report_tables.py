@@ -60,7 +60,7 @@ def _cells(html: str) -> tuple[list[str], list[str]]:
 
 def test_labels_and_numbers_come_from_one_formatter():
     assert label("pdff_percent") == "PDFF (%)"
-    assert label("r2star_hz") == "R2* (Hz)"
+    assert label("r2star_hz") == "R2* (s⁻¹)"
     assert label("d_mm2_s", -3) == "D (10⁻³ mm²/s)"
     assert label("posttest_probability") == "Post-test probability (%)"
     assert sig(0.001569986343383789) == "0.00157" and sig(999.6) == "1000" and sig(52.456) == "52.5"
@@ -70,8 +70,8 @@ def test_labels_and_numbers_come_from_one_formatter():
 
 def test_level_table_has_human_headers_and_one_notation():
     table = level_table(_vertebrae())
-    assert list(table.columns) == ["Level", "PDFF (%)", "R2* (Hz)", "D (10⁻³ mm²/s)", "D* (mm²/s)", "f",
-                                   "T1w signal"]
+    assert list(table.columns) == ["Level", "PDFF (%)", "R2* (s⁻¹)", "D (10⁻³ mm²/s)", "D* (mm²/s)", "f",
+                                   "T1w signal (a.u.)"]
     d = table["D (10⁻³ mm²/s)"]
     assert all(re.fullmatch(r"0\.\d{3} ± 0\.\d{3}", v) for v in d), d.tolist()
     for column in table.columns[1:]:
@@ -85,7 +85,7 @@ def test_screening_summary_is_compact_with_the_source_as_a_footnote():
     screen = _exam_result().scores["osteoporosis_screen"]
     table, notes = screening_summary(screen)
     assert list(table.columns) == ["Marker", "Value", "Cut-off", "Result", "LR", "Post-test probability (%)"]
-    assert table["Marker"].tolist() == ["PDFF (%)", "R2* (Hz)"]
+    assert table["Marker"].tolist() == ["PDFF (%)", "R2* (s⁻¹)"]
     assert table["Result"].tolist() == ["negative", "positive"]
     # the LR and post-test probability printed are the screening's own, to 3 significant figures
     np.testing.assert_allclose(table["LR"].astype(float), screen["likelihood_ratio"], rtol=5e-3)
@@ -174,7 +174,8 @@ def test_exam_and_cohort_tables_fit_1280_px(tmp_path):
 @pytest.mark.browser
 def test_study_tables_fit_1280_px(tmp_path):
     from osteomri.phantom.cohort import synthetic_clinical_cohort
-    from osteomri.report.study import run_study, write_study
+    from osteomri.pipeline.study import run_study
+    from osteomri.report.study import write_study
 
     cohort = synthetic_clinical_cohort((10, 10, 10), random_state=1)
     result = run_study(cohort, tscore="t_score", markers=["pdff_percent", "r2star_hz"], bmd="bmd_mg_cm3",
