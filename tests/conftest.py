@@ -100,3 +100,20 @@ def dciodvfy():
         return [ln for ln in (out.stdout + out.stderr).splitlines() if ln.startswith("Error")]
 
     return check
+
+
+@pytest.fixture(scope="session")
+def philips_enhanced(tmp_path_factory) -> Path:
+    """nibabel's real Philips Enhanced MR Image Storage file (176 frames), decompressed (io and dicomout tests)."""
+    import gzip
+    import shutil
+
+    import nibabel
+
+    src = Path(nibabel.__file__).parent / "nicom" / "tests" / "data" / "philips_mprage.dcm.gz"
+    if not src.exists():
+        pytest.skip("nibabel's philips_mprage.dcm.gz test file is not installed")
+    dst = tmp_path_factory.mktemp("philips") / "philips_mprage.dcm"
+    with gzip.open(src) as fin, open(dst, "wb") as fout:
+        shutil.copyfileobj(fin, fout)
+    return dst

@@ -5,9 +5,7 @@ Expectations are computed from the DICOM tags or from the factory's known truth,
 
 from __future__ import annotations
 
-import gzip
 import json
-import shutil
 from pathlib import Path
 
 import dicom_factory as fac
@@ -79,20 +77,6 @@ def test_pydicom_mr_small_rescale_applied(tmp_path):
 def test_pydicom_truncated_file_message():
     with pytest.raises(InputError, match="MR_truncated.dcm"):
         load_dicom_series(get_testdata_file("MR_truncated.dcm", download=False))
-
-
-@pytest.fixture(scope="module")
-def philips_enhanced(tmp_path_factory) -> Path:
-    """nibabel's real Philips Enhanced MR Image Storage file (176 frames), decompressed."""
-    import nibabel
-
-    src = Path(nibabel.__file__).parent / "nicom" / "tests" / "data" / "philips_mprage.dcm.gz"
-    if not src.exists():
-        pytest.skip("nibabel's philips_mprage.dcm.gz test file is not installed")
-    dst = tmp_path_factory.mktemp("philips") / "philips_mprage.dcm"
-    with gzip.open(src) as fin, open(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout)
-    return dst
 
 
 def test_enhanced_multiframe_philips_real_file(philips_enhanced):

@@ -3,10 +3,6 @@ orientation per frame) as the source of a Parametric Map and a SEG."""
 
 from __future__ import annotations
 
-import gzip
-import shutil
-from pathlib import Path
-
 import numpy as np
 import pydicom
 import pytest
@@ -19,22 +15,9 @@ pytest.importorskip("highdicom")
 pytestmark = pytest.mark.slow  # a 256 x 256 x 176 float map (46 MB)
 
 
-@pytest.fixture(scope="module")
-def philips(tmp_path_factory) -> Path:
-    import nibabel
-
-    src = Path(nibabel.__file__).parent / "nicom" / "tests" / "data" / "philips_mprage.dcm.gz"
-    if not src.exists():
-        pytest.skip("nibabel's philips_mprage.dcm.gz test file is not installed")
-    dst = tmp_path_factory.mktemp("philips") / "philips_mprage.dcm"
-    with gzip.open(src) as fin, open(dst, "wb") as fout:
-        shutil.copyfileobj(fin, fout)
-    return dst
-
-
-def test_parametric_map_and_seg_on_a_real_philips_enhanced_source(philips, tmp_path, dciodvfy):
-    image = load_image(philips)
-    source = read_source(philips, "t1w")
+def test_parametric_map_and_seg_on_a_real_philips_enhanced_source(philips_enhanced, tmp_path, dciodvfy):
+    image = load_image(philips_enhanced)
+    source = read_source(philips_enhanced, "t1w")
     data = np.random.default_rng(0).uniform(0, 100, image.spatial_shape).astype(np.float32)
     data[:, :, :10] = np.nan
     spec = MapSpec("test_real_pdff_percent", "%", "proton-density fat fraction", "pdff", "test")
@@ -48,7 +31,7 @@ def test_parametric_map_and_seg_on_a_real_philips_enhanced_source(philips, tmp_p
     seg = write_segmentation([Segment("L4 ROI", mask, "L4", "roi")], source, tmp_path / "seg.dcm")
     assert dciodvfy(seg) == []
     assert np.array_equal(load_dicom_seg(seg, reference=image).masks[1], mask)
-    src = pydicom.dcmread(philips, stop_before_pixels=True)
+    src = pydicom.dcmread(philips_enhanced, stop_before_pixels=True)
     for path in (pm, seg):
         ds = pydicom.dcmread(path, stop_before_pixels=True)
         assert ds.FrameOfReferenceUID == src.FrameOfReferenceUID
