@@ -88,7 +88,8 @@ def register_maps(*specs: MapSpec) -> tuple[MapSpec, ...]:
 
 
 def map_spec(name: str) -> MapSpec:
-    """The spec of map ``name``; ``<name>_sd`` gets ``desc-sd_<suffix>``, same units. Unknown -> KeyError."""
+    """The spec of map ``name``; ``<name>_sd`` gets ``desc-sd_<suffix>`` (``desc-<label>sd_...`` when the suffix
+    has a ``desc`` already), same units. Unknown -> KeyError."""
     if name not in _REGISTRY:
         _load_models()
     if name in _REGISTRY:
@@ -96,8 +97,17 @@ def map_spec(name: str) -> MapSpec:
     if name.endswith("_sd") and name[:-3] in _REGISTRY:
         base = _REGISTRY[name[:-3]]
         return MapSpec(name=name, units=base.units, description=f"standard deviation of {base.description}",
-                       suffix=f"desc-sd_{base.suffix}", model=base.model, valid_range=(0.0, math.inf))
+                       suffix=_sd_suffix(base.suffix), model=base.model, valid_range=(0.0, math.inf))
     raise KeyError(f"no output map named {name!r} is registered (known: {', '.join(sorted(_REGISTRY))})")
+
+
+def _sd_suffix(suffix: str) -> str:
+    """BIDS-style suffix of a standard-deviation map: one ``desc`` entity (``D`` -> ``desc-sd_D``,
+    ``desc-short_T2starmap`` -> ``desc-shortsd_T2starmap``)."""
+    if suffix.startswith("desc-") and "_" in suffix:
+        label, rest = suffix[len("desc-"):].split("_", 1)
+        return f"desc-{label}sd_{rest}"
+    return f"desc-sd_{suffix}"
 
 
 def registered_maps(model: str | None = None) -> dict[str, MapSpec]:

@@ -24,6 +24,8 @@ def test_sd_spec_is_derived():
     assert sd.units == "1/s" and sd.suffix == "desc-sd_testrate" and sd.valid_range[0] == 0
     with pytest.raises(KeyError):
         map_spec("no_such_map")
+    register_maps(MapSpec("test_short_ms", "ms", "a short time", "desc-short_Testmap", model="test"))
+    assert map_spec("test_short_ms_sd").suffix == "desc-shortsd_Testmap"  # one desc entity (BIDS)
 
 
 def test_finalise_maps_float32_nan_outside_mask():
