@@ -22,8 +22,9 @@ def mrs(
                                          "Philips .SDAT(+.SPAR), GE .7; several files or a folder = one multi-TE "
                                          "series."),
     out: Path = typer.Option(..., "--out", "-o", help="Output folder."),
-    no_t2: bool = typer.Option(False, "--no-t2", help="No T2 fit (single-TE data): the fat fraction is then "
-                               "not T2-corrected."),
+    t2: bool = typer.Option(None, "--t2/--no-t2", help="Fit water and fat T2 and T2-correct the fat fraction. "
+                            "Default: when the series has at least 2 echo times (single TE: not T2-corrected, "
+                            "said in a warning)."),
     fat_model: str = typer.Option("triglyceride", "--fat-model", help="triglyceride (fits ndb) or a fixed "
                                   "spectrum: ren_marrow | hamilton_liver | ismrm_6peak."),
     conjugate: str = typer.Option("auto", "--conjugate", help="auto | yes | no: data in the mirrored sign "
@@ -37,10 +38,12 @@ def mrs(
     prefix: str = typer.Option("", "--prefix", help="File name prefix (default: the first input's stem)."),
 ) -> None:
     """Fit the water + triglyceride model to every echo together; write <prefix>_mrs.tsv, _mrs.json, _mrs.png."""
+    import warnings
+
     import numpy as np
     import pandas as pd
 
-    from osteomri.errors import InputError
+    from osteomri.errors import InputError, InputWarning
     from osteomri.io.provenance import provenance, write_json_atomic, write_table_atomic
     from osteomri.io.spectrum import load_series
     from osteomri.models.mrs import MAP_NAMES, MrsModel
@@ -68,7 +71,13 @@ def mrs(
                              f"{spec.dwell_time_s} s, {spec.spectrometer_mhz} MHz)")
         fids, note = eddy_current_correct(spec.fids, ref_fid)
         spec = replace(spec, fids=fids, processing=[*spec.processing, note])
-    model = MrsModel.from_spectrum(spec, t2_correction=not no_t2, fat_model=fat_model, conjugate=conj)
+    if t2 is None:
+        t2 = np.unique(spec.te_s).size >= 2
+        if not t2:
+            warnings.warn(f"{', '.join(spec.sources) or 'the spectrum'}: a single echo time "
+                          f"({float(spec.te_s[0]) * 1e3:g} ms): the fat fraction is not T2-corrected", InputWarning,
+                          stacklevel=1)
+    model = MrsModel.from_spectrum(spec, t2_correction=t2, fat_model=fat_model, conjugate=conj)
     fit = model.fit(spec.fids)
     rows = []
     for r in fit.table():

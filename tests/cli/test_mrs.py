@@ -80,13 +80,16 @@ def test_separate_scans_with_drift_are_registered(tmp_path):
 
 @pytest.mark.shared_data
 def test_real_single_te_file_needs_no_t2(shared_data, tmp_path, capsys):
+    """A single-TE file fits by default without T2 correction (a warning says so); --t2 asks for what one
+    echo time cannot give: one line, nothing written."""
     pytest.importorskip("spec2nii")
     src = shared_data("mrs") / "SVS_30.rda"
     out = tmp_path / "out"
-    assert main(["mrs", str(src), "--out", str(out)]) == 2
+    assert main(["mrs", str(src), "--out", str(out), "--t2"]) == 2
     assert "at least 2 different echo times" in capsys.readouterr().err
     assert not out.exists()
-    assert main(["mrs", str(src), "--out", str(out), "--no-t2"]) == 0
+    assert main(["mrs", str(src), "--out", str(out)]) == 0
+    assert "not T2-corrected" in " ".join(capsys.readouterr().err.split())
     meta = json.loads((out / "SVS_30_mrs.json").read_text())
     assert meta["acquisition"]["spectrometer_mhz"] == pytest.approx(123.23, abs=0.01)
     assert meta["qc"]["t2_corrected"] is False
