@@ -79,6 +79,16 @@ def mrs(
                           stacklevel=1)
     model = MrsModel.from_spectrum(spec, t2_correction=t2, fat_model=fat_model, conjugate=conj)
     fit = model.fit(spec.fids)
+    bad = fit.implausible()
+    fitted = int(np.count_nonzero(fit.mask))
+    if bad.any() and int(bad.sum()) == fitted:
+        values = ", ".join(f"{v:.3g}" for v in np.asarray(fit.values["mrs_pdff_percent"])[bad][:3])
+        raise InputError(f"{', '.join(spec.sources)}: the spectrum does not read as marrow water + fat (PDFF "
+                         f"{values} %, outside 0-100 %): a water-suppressed or non-marrow spectrum?")
+    if bad.any():
+        warnings.warn(f"{int(bad.sum())} of {fitted} spectra do not read as water + fat (PDFF outside 0-100 %)",
+                      InputWarning, stacklevel=1)
+    fit.qc["n_implausible"] = int(bad.sum())
     rows = []
     for r in fit.table():
         for name in MAP_NAMES:

@@ -41,6 +41,9 @@ def run_mrs(spec: ExamSpec, ctx: ExamContext) -> str:
     opts.setdefault("t2_correction", np.unique(series.te_s).size >= 2)
     model = MrsModel.from_spectrum(series, **opts)
     fit = model.fit(series.fids)
+    if fit.implausible().any():
+        raise InputError(f"{', '.join(series.sources)}: the spectrum does not read as marrow water + fat (PDFF "
+                         f"{float(np.asarray(fit.values['mrs_pdff_percent']).ravel()[0]):.3g} %, outside 0-100 %)")
     scores = ctx.result.scores
     for name in REPORTED:
         scores[name] = float(fit.values[name])

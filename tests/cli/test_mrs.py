@@ -88,11 +88,23 @@ def test_real_single_te_file_needs_no_t2(shared_data, tmp_path, capsys):
     assert main(["mrs", str(src), "--out", str(out), "--t2"]) == 2
     assert "at least 2 different echo times" in capsys.readouterr().err
     assert not out.exists()
-    assert main(["mrs", str(src), "--out", str(out)]) == 0
-    assert "not T2-corrected" in " ".join(capsys.readouterr().err.split())
-    meta = json.loads((out / "SVS_30_mrs.json").read_text())
-    assert meta["acquisition"]["spectrometer_mhz"] == pytest.approx(123.23, abs=0.01)
-    assert meta["qc"]["t2_corrected"] is False
+    # this is a brain/QA-phantom spectrum (no fat, metabolite peaks): read without T2 correction, it is refused
+    # as not water + fat instead of reporting an impossible fat fraction
+    assert main(["mrs", str(src), "--out", str(out)]) == 2
+    err = " ".join(capsys.readouterr().err.split())
+    assert "not T2-corrected" in err and "does not read as marrow water + fat" in err
+    assert not out.exists()
+
+
+def test_implausible_fat_fraction_is_flagged():
+    """A spectrum with the fat peaks' shape but negative fat (what metabolite peaks can look like) is flagged."""
+    model = MrsModel(TE, 123.2, 2.5e-4, sequence="steam", mixing_time_s=0.01)
+    fids, _ = simulate_marrow_fids(model, 1024, pdff_percent=np.array([30.0, 30.0]), ndb=2.8, water_t2_ms=30.0,
+                                   fat_t2_ms=60.0, water_linewidth_hz=20.0, fat_linewidth_hz=20.0)
+    fit = model.fit(fids)
+    assert not fit.implausible().any()
+    fit.values["mrs_pdff_percent"] = np.array([30.0, -40.0])
+    assert fit.implausible().tolist() == [False, True]
 
 
 def _fails(argv, out, capsys, match):

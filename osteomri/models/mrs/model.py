@@ -107,6 +107,15 @@ class MrsFit:
     def parameters(self) -> dict[str, Any]:
         return self.model.parameters()
 
+    def implausible(self) -> np.ndarray:
+        """Fitted spectra that do not read as water + fat: a PDFF outside [0, 100] % by more than 3 of its SDs
+        (e.g. a water-suppressed or brain spectrum, whose metabolite peaks the marrow model cannot explain)."""
+        pdff = np.asarray(self.values["mrs_pdff_percent"], dtype=float)
+        sd = np.nan_to_num(np.asarray(self.sd["mrs_pdff_percent_sd"], dtype=float), nan=0.0)
+        with np.errstate(invalid="ignore"):
+            inside = (pdff >= -3 * sd) & (pdff <= 100 + 3 * sd)
+        return np.asarray(self.mask, dtype=bool) & np.isfinite(pdff) & ~inside
+
     def predict(self) -> np.ndarray:
         """Noise-free fitted FIDs, complex [..., n_te, n_points] (NaN where not fitted)."""
         flat = self.theta.reshape(-1, lm.N_PARAMS)
