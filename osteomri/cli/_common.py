@@ -73,11 +73,3 @@ def assign_series(inputs: dict[str, object], uids: list[str]) -> dict[str, list[
     if missing:
         raise InputError(f"--series {', '.join(missing)}: in none of the DICOM inputs")
     return out
-
-
-def dicom_out_key(anonymize: bool, anon_key_file: Path | None, dicom_out: Path | None) -> bytes | str | None:
-    """The pseudonymisation key of ``--anonymize`` (checked against ``--dicom-out``; never from the command
-    line: ``--anon-key-file`` or ``$OSTEOMRI_ANON_KEY``)."""
-    from osteomri.pipeline.dicom_export import cli_anonymize_key
-
-    return cli_anonymize_key(anonymize, anon_key_file, dicom_out)

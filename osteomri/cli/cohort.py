@@ -44,11 +44,11 @@ def run(
                                      "the lowest disc (e.g. L5), when the sacrum is not in view."),
 ) -> None:
     """Run every exam of DATASET; skip those already complete; record failures in OUT/errors.tsv."""
-    from osteomri.cli._common import dicom_out_key
     from osteomri.pipeline.cohort import run_cohort
     from osteomri.pipeline.dataset import discover_exams
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
 
-    key = dicom_out_key(anonymize, anon_key_file, dicom_out)
+    key = cli_anonymize_key(anonymize, anon_key_file, dicom_out)
     options: dict = {"autolabel": {"lowest_level": lowest_level} if lowest_level else {}} if autolabel else {}
     if resample_labels:
         options["labels"] = {"resample": True}

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from osteomri.cli._common import dicom_out_key, exam_id_for, run_single_stage
+from osteomri.cli._common import exam_id_for, run_single_stage
 from osteomri.errors import InputError
 
 
@@ -51,10 +51,11 @@ def ivim(
     anon_key_file: Path = typer.Option(None, "--anon-key-file", help="File holding the pseudonymisation key."),
 ) -> None:
     """Fit IVIM voxel-wise: <exam>_S0, _perfusionfraction, _D, _Dstar (mm2/s), _desc-ivim_residual + sidecars."""
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
     from osteomri.pipeline.spec import ExamSpec
 
     opts = {"method": method, "bounds": _parse_bounds(bound), "b_threshold_s_mm2": b_threshold,
             "average": average, "seed": seed, **({"mask": mask} if mask is not None else {})}
     spec = ExamSpec(exam_id_for(dwi, exam_id or exam), dwi=dwi, bvals=bvals, options={"ivim": opts},
                     stages=("ivim",), series={"dwi": series} if series else {})
-    run_single_stage(spec, out, "ivim", dicom_out, dicom_out_key(anonymize, anon_key_file, dicom_out))
+    run_single_stage(spec, out, "ivim", dicom_out, cli_anonymize_key(anonymize, anon_key_file, dicom_out))

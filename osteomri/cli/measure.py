@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from osteomri.cli._common import dicom_out_key, run_single_stage
+from osteomri.cli._common import run_single_stage
 from osteomri.errors import InputError
 
 
@@ -60,6 +60,7 @@ def measure(
     """Per-vertebra statistics (mean, median, SD, IQR, P5, P95, volume) of each map in each level's ROI; the
     one-row summary; VBQ with --t1w; reader agreement with several --reader-roi; a QC figure per map."""
     from osteomri.io.loader import load_image
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
     from osteomri.pipeline.spec import ExamSpec
     from osteomri.vertebrae.measure import LEVEL_SETS
 
@@ -79,4 +80,4 @@ def measure(
                     options={"measure": opts, "vbq": {"cutoff": vbq_cutoff, **label_opts},
                              **({"labels": {"resample": True}} if resample_labels else {})},
                     stages=("maps", "measure", "vbq"))
-    run_single_stage(spec, out, "measure", dicom_out, dicom_out_key(anonymize, anon_key_file, dicom_out))
+    run_single_stage(spec, out, "measure", dicom_out, cli_anonymize_key(anonymize, anon_key_file, dicom_out))

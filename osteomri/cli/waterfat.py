@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from osteomri.cli._common import dicom_out_key, exam_id_for, run_single_stage
+from osteomri.cli._common import exam_id_for, run_single_stage
 from osteomri.errors import InputError
 
 PRECESSION = {"meta": None, "auto": "auto", "clockwise": True, "counterclockwise": False}
@@ -45,9 +45,10 @@ def waterfat(
 ) -> None:
     """Separate water and fat: <exam>_pdff (%), _r2star (1/s), _fieldmap (Hz), _water, _fat,
     _desc-waterfat_residual, each NIfTI with a JSON sidecar (units, model parameters, QC, provenance)."""
+    from osteomri.pipeline.dicom_export import cli_anonymize_key
     from osteomri.pipeline.spec import ExamSpec
 
-    key = dicom_out_key(anonymize, anon_key_file, dicom_out)
+    key = cli_anonymize_key(anonymize, anon_key_file, dicom_out)
 
     if precession not in PRECESSION:
         raise InputError(f"--precession must be meta, auto, clockwise or counterclockwise, got {precession!r}")
