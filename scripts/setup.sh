@@ -28,5 +28,9 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 .venv/bin/python -m pip install -q --upgrade pip >/dev/null
+# the [dl] extra's PyTorch: the CPU build (a bare "torch" requirement would fetch a multi-GB CUDA build)
+if ! .venv/bin/python -c "import torch" >/dev/null 2>&1; then
+  .venv/bin/python -m pip install -q "torch==${OSTEOMRI_TORCH_VERSION:-2.13.0}" >/dev/null
+fi
 .venv/bin/python -m pip install -q -e ".[test]"
 echo "[setup] osteomri $(.venv/bin/python -c 'import osteomri; print(osteomri.__version__)') ready in .venv"
